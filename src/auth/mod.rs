@@ -1,0 +1,3 @@
+//! Credentials to identity.
+
+pub mod api_key;

@@ -1,0 +1,147 @@
+//! The policy: what `policy.yaml` says (`schema`), compiled into an immutable runtime
+//! [`Policy`] (`compile`), held in a [`store::Store`] that swaps it whole on reload.
+//!
+//! Invariant: a `Policy` that exists is valid. Nothing here is checked again at request time;
+//! the key map, rule matchers, resolved limits and the upstream address are built once.
+
+pub mod compile;
+pub mod glob;
+pub mod schema;
+pub mod store;
+pub mod units;
+pub mod watch;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+pub use compile::{CompileError, compile, compile_file};
+pub use glob::Glob;
+
+/// A compiled, immutable policy snapshot.
+#[derive(Debug)]
+pub struct Policy {
+    pub server: Server,
+    pub upstream: Upstream,
+    /// The `limits:` defaults (already merged onto every workspace and key below).
+    pub limits: Limits,
+    /// `tools:` in file order; the first rule whose glob matches a tool name decides.
+    pub tools: Vec<Rule>,
+    /// `methods:` in file order (the contract's defaults when the section is absent).
+    pub methods: Vec<Rule>,
+    /// Workspaces by name, in name order.
+    pub workspaces: Vec<Arc<Workspace>>,
+    /// Every key, by the SHA-256 of the whole key string.
+    pub keys: HashMap<[u8; 32], Arc<Key>>,
+    /// Non-fatal findings (`check` prints them, `run` logs them): shadowed rules and the like.
+    pub warnings: Vec<String>,
+}
+
+/// `server:` — read at start only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub public_url: Option<String>,
+    /// Proxy worker threads; `None` means the number of CPUs.
+    pub threads: Option<usize>,
+    pub shutdown_grace: Duration,
+}
+
+/// `upstream:` — the MCP server behind the gateway.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `https` when true.
+    pub tls: bool,
+    /// The host as written in the URL (SNI and the `Host` header).
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as it goes into `Host` (the port only when not the scheme's default).
+    pub authority: String,
+    /// Resolved when the policy compiles.
+    pub addr: SocketAddr,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub preserve_host: bool,
+    /// `upstream.headers`, with `${VAR}` already read from the environment.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Limits after resolution (key > workspace > defaults, field by field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    pub concurrent_connections: u32,
+    pub max_response_bytes: u64,
+    pub max_request_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 100,
+            burst: 100,
+            concurrent_connections: 10,
+            max_response_bytes: 5_000_000,
+            max_request_bytes: 1_000_000,
+        }
+    }
+}
+
+/// One `tools:` or `methods:` rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub patterns: Vec<Glob>,
+    /// Every one of these scopes is needed.
+    pub requires: Vec<String>,
+    /// The workspace must also have this feature.
+    pub feature: Option<String>,
+    /// Tokens drawn from the key's bucket (default 1).
+    pub cost: u32,
+}
+
+impl Rule {
+    pub fn matches(&self, name: &str) -> bool {
+        self.patterns.iter().any(|g| g.matches(name))
+    }
+}
+
+#[derive(Debug)]
+pub struct Workspace {
+    pub name: Arc<str>,
+    pub scopes: BTreeSet<String>,
+    pub features: BTreeSet<String>,
+    /// Workspace limits merged onto the defaults.
+    pub limits: Limits,
+}
+
+/// A key as the policy knows it: never the key itself, only what its hash unlocks.
+#[derive(Debug)]
+pub struct Key {
+    pub workspace: Arc<Workspace>,
+    pub id: Arc<str>,
+    /// Effective scopes: the key's own list (a subset of the workspace's), else the workspace's.
+    pub scopes: BTreeSet<String>,
+    /// Key > workspace > defaults.
+    pub limits: Limits,
+    /// Seconds since the Unix epoch.
+    pub created: Option<i64>,
+    /// Seconds since the Unix epoch; from this instant on the key is refused.
+    pub expires: Option<i64>,
+}
+
+impl Policy {
+    /// The first `tools:` rule that matches `tool`.
+    pub fn tool_rule(&self, tool: &str) -> Option<&Rule> {
+        self.tools.iter().find(|r| r.matches(tool))
+    }
+
+    /// The first `methods:` rule that matches `method`.
+    pub fn method_rule(&self, method: &str) -> Option<&Rule> {
+        self.methods.iter().find(|r| r.matches(method))
+    }
+}
