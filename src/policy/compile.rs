@@ -115,10 +115,17 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
         );
     }
     if let Some(oauth) = &spec.oauth {
-        cx.error(oauth.referenced, "oauth", "not yet supported by this version");
+        cx.error(
+            oauth.referenced,
+            "oauth",
+            "not yet supported by this version",
+        );
     }
 
-    let server = server(&mut cx, spec.server.as_ref().unwrap_or(&ServerSpec::default()));
+    let server = server(
+        &mut cx,
+        spec.server.as_ref().unwrap_or(&ServerSpec::default()),
+    );
     let upstream = upstream::compile(&mut cx, &spec.upstream, env);
     let defaults = limits::Partial::from_spec(&mut cx, spec.limits.as_ref(), "limits");
     let tools = access::rules(&mut cx, &spec.tools, "tools");
@@ -204,7 +211,11 @@ pub(crate) fn positive<T: TryFrom<u64>>(
     match T::try_from(value.value) {
         Ok(v) => Some(v),
         Err(_) => {
-            cx.error(value.referenced, path, format!("{} is too large", value.value));
+            cx.error(
+                value.referenced,
+                path,
+                format!("{} is too large", value.value),
+            );
             None
         }
     }
@@ -234,7 +245,12 @@ fn server(cx: &mut Cx, spec: &ServerSpec) -> Option<Server> {
         })
     };
     let listen = addr(cx, &spec.listen, "server.listen", defaults.listen);
-    let admin_listen = addr(cx, &spec.admin_listen, "server.admin_listen", defaults.admin_listen);
+    let admin_listen = addr(
+        cx,
+        &spec.admin_listen,
+        "server.admin_listen",
+        defaults.admin_listen,
+    );
     if listen == admin_listen {
         let (at, path) = match (&spec.admin_listen, &spec.listen) {
             (Some(a), _) => (a.referenced, "server.admin_listen"),

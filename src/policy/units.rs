@@ -9,8 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// `500ms`, `2s`, `5m`, `1h`: a whole number and a unit, nothing else.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -226,7 +226,13 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_refused() {
-        for text in ["2026-13-01", "2026-02-30", "tomorrow", "2026-12-01T25:00:00Z", ""] {
+        for text in [
+            "2026-13-01",
+            "2026-02-30",
+            "tomorrow",
+            "2026-12-01T25:00:00Z",
+            "",
+        ] {
             assert!(parse_date(text).is_err(), "{text} should be refused");
         }
     }

@@ -39,7 +39,10 @@ fn scope_set(cx: &mut Cx, items: &[Spanned<String>], path: &str, what: &str) -> 
             cx.error(
                 s.referenced,
                 &format!("{path}[{i}]"),
-                format!("invalid {what} {:?}: use only A-Z a-z 0-9 : . _ / -", s.value),
+                format!(
+                    "invalid {what} {:?}: use only A-Z a-z 0-9 : . _ / -",
+                    s.value
+                ),
             );
         }
     }
@@ -53,17 +56,28 @@ pub(crate) fn rules(cx: &mut Cx, specs: &[Spanned<RuleSpec>], section: &str) -> 
         let path = format!("{section}[{i}]");
         let r = &spec.value;
         if r.patterns.0.is_empty() {
-            cx.error(spec.referenced, &format!("{path}.match"), "at least one pattern is required");
+            cx.error(
+                spec.referenced,
+                &format!("{path}.match"),
+                "at least one pattern is required",
+            );
         }
         if r.patterns.0.iter().any(String::is_empty) {
-            cx.error(spec.referenced, &format!("{path}.match"), "a pattern cannot be empty");
+            cx.error(
+                spec.referenced,
+                &format!("{path}.match"),
+                "a pattern cannot be empty",
+            );
         }
         let requires = scope_set(cx, &r.requires, &format!("{path}.requires"), "scope");
         let feature = r.feature.as_ref().and_then(|f| {
             if is_scope(&f.value) {
                 Some(f.value.clone())
             } else {
-                let m = format!("invalid feature {:?}: use only A-Z a-z 0-9 : . _ / -", f.value);
+                let m = format!(
+                    "invalid feature {:?}: use only A-Z a-z 0-9 : . _ / -",
+                    f.value
+                );
                 cx.error(f.referenced, &format!("{path}.feature"), m);
                 None
             }
@@ -86,7 +100,11 @@ pub(crate) fn rules(cx: &mut Cx, specs: &[Spanned<RuleSpec>], section: &str) -> 
                 .map(|&j| format!("{section}[{j}] ({})", show(&out[j])))
                 .collect::<Vec<_>>()
                 .join(" and ");
-            let verb = if shadowing.len() == 1 { "matches" } else { "match" };
+            let verb = if shadowing.len() == 1 {
+                "matches"
+            } else {
+                "match"
+            };
             cx.warn(
                 specs[i].referenced,
                 format!(
@@ -163,18 +181,25 @@ pub(crate) fn default_methods() -> Vec<Rule> {
     ]
 }
 
+/// Every key, by the SHA-256 of the whole key string.
+pub(crate) type KeyMap = HashMap<[u8; 32], Arc<Key>>;
+
 /// Workspaces in name order, and every key by its hash.
 pub(crate) fn workspaces(
     cx: &mut Cx,
     spec: &Spanned<NamedMap<WorkspaceSpec>>,
     defaults: &Partial,
-) -> (Vec<Arc<Workspace>>, HashMap<[u8; 32], Arc<Key>>) {
+) -> (Vec<Arc<Workspace>>, KeyMap) {
     let mut out = Vec::with_capacity(spec.value.0.len());
     let mut keys = HashMap::new();
     // Where each hash was first seen, to name it when it appears again.
     let mut seen_hashes: HashMap<[u8; 32], String> = HashMap::new();
     if spec.value.0.is_empty() {
-        cx.error(spec.referenced, "workspaces", "at least one workspace is required");
+        cx.error(
+            spec.referenced,
+            "workspaces",
+            "at least one workspace is required",
+        );
     }
     for (name, ws) in &spec.value.0 {
         let path = format!("workspaces.{}", name.value);
@@ -185,7 +210,11 @@ pub(crate) fn workspaces(
                 "invalid workspace name: use only A-Z a-z 0-9 . _ -",
             );
         }
-        let ws_limits = defaults.overlay(Partial::from_spec(cx, ws.limits.as_ref(), &format!("{path}.limits")));
+        let ws_limits = defaults.overlay(Partial::from_spec(
+            cx,
+            ws.limits.as_ref(),
+            &format!("{path}.limits"),
+        ));
         let workspace = Arc::new(Workspace {
             name: Arc::from(name.value.as_str()),
             scopes: scope_set(cx, &ws.scopes, &format!("{path}.scopes"), "scope"),
@@ -207,7 +236,10 @@ pub(crate) fn workspaces(
                 cx.error(
                     k.value.id.referenced,
                     &format!("{kpath}.id"),
-                    format!("duplicate key id {:?} (also {path}.keys[{first}])", k.value.id.value),
+                    format!(
+                        "duplicate key id {:?} (also {path}.keys[{first}])",
+                        k.value.id.value
+                    ),
                 );
             }
             let Some(key) = key(cx, &k.value, &kpath, &workspace, &ws_limits) else {
@@ -243,7 +275,10 @@ fn key(
         cx.error(
             k.id.referenced,
             &format!("{path}.id"),
-            format!("invalid key id {:?}: use only A-Z a-z 0-9 . _ -", k.id.value),
+            format!(
+                "invalid key id {:?}: use only A-Z a-z 0-9 . _ -",
+                k.id.value
+            ),
         );
     }
     if decode_hash(&k.sha256.value).is_none() {
@@ -265,7 +300,11 @@ fn key(
     if let (Some(c), Some(e), Some(at)) = (created, expires, k.expires.as_ref())
         && e <= c
     {
-        cx.error(at.referenced, &format!("{path}.expires"), "is not after created");
+        cx.error(
+            at.referenced,
+            &format!("{path}.expires"),
+            "is not after created",
+        );
     }
     let scopes = match &k.scopes {
         None => workspace.scopes.clone(),
@@ -288,7 +327,11 @@ fn key(
         }
     };
     let limits = ws_limits
-        .overlay(Partial::from_spec(cx, k.limits.as_ref(), &format!("{path}.limits")))
+        .overlay(Partial::from_spec(
+            cx,
+            k.limits.as_ref(),
+            &format!("{path}.limits"),
+        ))
         .resolve();
     (cx.diagnostics.len() == before).then(|| Key {
         workspace: Arc::clone(workspace),
@@ -317,7 +360,10 @@ pub(crate) fn check_features(cx: &mut Cx, spec: &PolicySpec, workspaces: &[Arc<W
         .iter()
         .flat_map(|w| w.features.iter().map(String::as_str))
         .collect();
-    let sections = [("tools", Some(&spec.tools)), ("methods", spec.methods.as_ref())];
+    let sections = [
+        ("tools", Some(&spec.tools)),
+        ("methods", spec.methods.as_ref()),
+    ];
     for (section, rules) in sections {
         for (i, rule) in rules.into_iter().flatten().enumerate() {
             if let Some(f) = &rule.value.feature

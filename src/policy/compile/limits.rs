@@ -26,7 +26,9 @@ impl Partial {
             return Self::default();
         };
         let count = |cx: &mut Cx, field: &Option<Spanned<u64>>, name: &str| {
-            field.as_ref().and_then(|v| positive::<u32>(cx, v, &format!("{path}.{name}")))
+            field
+                .as_ref()
+                .and_then(|v| positive::<u32>(cx, v, &format!("{path}.{name}")))
         };
         let size = |cx: &mut Cx, field: &Option<Spanned<ByteSize>>, name: &str| {
             let v = field.as_ref()?;
@@ -46,7 +48,11 @@ impl Partial {
         Self {
             requests_per_minute: count(cx, &spec.requests_per_minute, "requests_per_minute"),
             burst: count(cx, &spec.burst, "burst"),
-            concurrent_connections: count(cx, &spec.concurrent_connections, "concurrent_connections"),
+            concurrent_connections: count(
+                cx,
+                &spec.concurrent_connections,
+                "concurrent_connections",
+            ),
             max_response_bytes: size(cx, &spec.max_response_bytes, "max_response_bytes"),
             max_request_bytes: size(cx, &spec.max_request_bytes, "max_request_bytes"),
         }
@@ -70,7 +76,9 @@ impl Partial {
         Limits {
             requests_per_minute,
             burst: self.burst.unwrap_or(requests_per_minute),
-            concurrent_connections: self.concurrent_connections.unwrap_or(d.concurrent_connections),
+            concurrent_connections: self
+                .concurrent_connections
+                .unwrap_or(d.concurrent_connections),
             max_response_bytes: self.max_response_bytes.unwrap_or(d.max_response_bytes),
             max_request_bytes: self.max_request_bytes.unwrap_or(d.max_request_bytes),
         }

@@ -32,7 +32,11 @@ fn assert_reported(diags: &[Diagnostic], line: usize, needle: &str) {
             .iter()
             .any(|d| d.line == line && d.to_string().contains(needle)),
         "no diagnostic on line {line} containing {needle:?} in:\n{}",
-        diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        diags
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -86,7 +90,12 @@ fn a_minimal_policy_gets_the_documented_defaults() {
     assert!(!p.upstream.preserve_host && !p.upstream.tls);
     assert_eq!(p.limits, Limits::default());
     assert_eq!(p.methods.len(), 2);
-    assert!(p.method_rule("notifications/initialized").unwrap().requires.is_empty());
+    assert!(
+        p.method_rule("notifications/initialized")
+            .unwrap()
+            .requires
+            .is_empty()
+    );
     assert_eq!(p.method_rule("prompts/get").unwrap().requires, ["crm:read"]);
     assert!(p.method_rule("sampling/createMessage").is_none());
     let key = p.keys.values().next().unwrap();
@@ -100,7 +109,11 @@ fn a_misspelled_field_is_refused_with_its_line_and_column() {
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(diags[0].line, 5);
     assert!(diags[0].col > 0);
-    assert!(diags[0].message.contains("request_per_minute"), "{}", diags[0]);
+    assert!(
+        diags[0].message.contains("request_per_minute"),
+        "{}",
+        diags[0]
+    );
 }
 
 #[test]
@@ -118,5 +131,383 @@ fn every_error_is_reported_not_just_the_first() {
 #[test]
 fn diagnostics_print_as_file_line_col_path_message() {
     let diags = errors(&base("limits:\n  burst: 0\n"));
-    assert_eq!(diags[0].to_string(), "p.yaml:5:10: limits.burst: must be at least 1");
+    assert_eq!(
+        diags[0].to_string(),
+        "p.yaml:5:10: limits.burst: must be at least 1"
+    );
+}
+
+/// A policy with `workspaces` given in full (starting at line 4).
+fn with_workspaces(workspaces: &str) -> String {
+    format!("version: 1\nupstream:\n  url: http://127.0.0.1:3001\nworkspaces:\n{workspaces}")
+}
+
+#[test]
+fn a_key_hash_used_twice_in_the_policy_is_refused() {
+    let src = with_workspaces(&format!(
+        "  acme:
+    keys:
+      - id: one
+        sha256: {H1}
+  globex:
+    keys:
+      - id: two
+        sha256: {H1}
+"
+    ));
+    let diags = errors(&src);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_reported(
+        &diags,
+        12,
+        "workspaces.globex.keys[0].sha256: this key hash is already used by workspaces.acme.keys[0]",
+    );
+}
+
+#[test]
+fn a_duplicate_key_id_within_a_workspace_is_refused() {
+    let src = with_workspaces(&format!(
+        "  acme:
+    keys:
+      - id: one
+        sha256: {H1}
+      - id: one
+        sha256: {H2}
+"
+    ));
+    assert_reported(
+        &errors(&src),
+        9,
+        "workspaces.acme.keys[1].id: duplicate key id \"one\"",
+    );
+}
+
+#[test]
+fn a_key_scope_its_workspace_lacks_is_refused() {
+    let src = with_workspaces(&format!(
+        "  acme:
+    scopes: [crm:read]
+    keys:
+      - id: one
+        sha256: {H1}
+        scopes: [crm:read, crm:write]
+"
+    ));
+    let diags = errors(&src);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_reported(
+        &diags,
+        10,
+        "workspaces.acme.keys[0].scopes[1]: scope \"crm:write\" is not granted",
+    );
+}
+
+#[test]
+fn a_key_may_narrow_its_workspace_scopes() {
+    let src = with_workspaces(&format!(
+        "  acme:
+    scopes: [crm:read, crm:write]
+    keys:
+      - id: one
+        sha256: {H1}
+        scopes: [crm:read]
+"
+    ));
+    let p = ok(&src);
+    let key = &p.keys[&[0x11; 32]];
+    assert_eq!(key.scopes.iter().collect::<Vec<_>>(), ["crm:read"]);
+}
+
+#[test]
+fn a_rule_feature_no_workspace_enables_is_refused() {
+    let src = base("tools:\n  - match: get_signal\n    requires: []\n    feature: signall\n");
+    let diags = errors(&src);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_reported(
+        &diags,
+        7,
+        "tools[0].feature: feature \"signall\" is not enabled by any workspace",
+    );
+}
+
+#[test]
+fn a_hash_that_is_not_64_lowercase_hex_digits_is_refused() {
+    for bad in [&H1[..63], &H1.replace('1', "A"), "not-a-hash"] {
+        let src = base("").replace(H1, bad);
+        assert_reported(
+            &errors(&src),
+            9,
+            "workspaces.acme.keys[0].sha256: expected exactly 64 lowercase hex",
+        );
+    }
+}
+
+#[test]
+fn an_impossible_date_is_refused_with_its_path() {
+    let src = base("").replace(
+        &format!("sha256: {H1}\n"),
+        &format!("sha256: {H1}\n        created: 2026-09-01\n        expires: 2026-13-01\n"),
+    );
+    assert_reported(
+        &errors(&src),
+        11,
+        "workspaces.acme.keys[0].expires: invalid date \"2026-13-01\"",
+    );
+}
+
+#[test]
+fn a_key_that_expires_before_it_is_created_is_refused() {
+    let src = base("").replace(
+        &format!("sha256: {H1}\n"),
+        &format!("sha256: {H1}\n        created: 2026-09-01\n        expires: 2026-08-01\n"),
+    );
+    assert_reported(&errors(&src), 11, "expires: is not after created");
+}
+
+#[test]
+fn dates_become_unix_seconds() {
+    let src = base("").replace(
+        &format!("sha256: {H1}\n"),
+        &format!(
+            "sha256: {H1}\n        created: 2026-09-01\n        expires: 2026-12-01T00:00:00Z\n"
+        ),
+    );
+    let p = ok(&src);
+    let key = p.keys.values().next().unwrap();
+    assert_eq!(key.created, Some(1_788_220_800));
+    assert_eq!(key.expires, Some(1_796_083_200));
+}
+
+#[test]
+fn a_bad_duration_or_size_is_refused_with_its_line() {
+    let diags = errors(&base(
+        "  connect_timeout: 2\nlimits:\n  max_request_bytes: 1 MBB\n",
+    ));
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert_reported(
+        &diags,
+        4,
+        "upstream.connect_timeout: invalid duration \"2\"",
+    );
+    assert_reported(&diags, 6, "limits.max_request_bytes: invalid size");
+}
+
+#[test]
+fn a_workspace_without_keys_is_refused() {
+    let diags = errors(&with_workspaces(
+        "  acme:\n    scopes: [crm:read]\n  globex:\n    keys: []\n",
+    ));
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert_reported(
+        &diags,
+        5,
+        "workspaces.acme.keys: at least one key is required",
+    );
+    assert_reported(
+        &diags,
+        8,
+        "workspaces.globex.keys: at least one key is required",
+    );
+}
+
+#[test]
+fn a_missing_environment_variable_is_refused_without_leaking_values() {
+    let src = base("  headers:\n    Authorization: \"Bearer ${NO_SUCH_VAR}\"\n");
+    let diags = errors(&src);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_reported(
+        &diags,
+        5,
+        "upstream.headers.Authorization: environment variable NO_SUCH_VAR is not set",
+    );
+}
+
+#[test]
+fn upstream_headers_read_the_environment() {
+    let p = ok(&base(
+        "  headers:\n    Authorization: \"Bearer ${UPSTREAM_TOKEN}\"\n    X-Extra: plain $5\n",
+    ));
+    let h = &p.upstream.headers;
+    assert_eq!(h[0].0, "authorization");
+    assert_eq!(h[0].1, "Bearer s3cret");
+    assert_eq!(h[1].1, "plain $5");
+}
+
+#[test]
+fn an_oauth_section_is_refused_as_not_yet_supported() {
+    let diags = errors(&format!("{}oauth:\n  resource: https://x\n", base("")));
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].path, "oauth");
+    assert_eq!(diags[0].message, "not yet supported by this version");
+    assert_eq!(diags[0].line, 11);
+}
+
+#[test]
+fn a_version_other_than_1_is_refused() {
+    let diags = errors(&base("").replace("version: 1", "version: 2"));
+    assert_reported(&diags, 1, "version: unsupported policy version 2");
+}
+
+#[test]
+fn an_upstream_url_with_a_path_or_another_scheme_is_refused() {
+    for url in [
+        "http://127.0.0.1:3001/mcp",
+        "ftp://127.0.0.1",
+        "127.0.0.1:3001",
+        "http://u:p@127.0.0.1",
+    ] {
+        let src = base("").replace("http://127.0.0.1:3001", url);
+        assert_reported(&errors(&src), 3, "upstream.url: invalid URL");
+    }
+}
+
+#[test]
+fn an_upstream_host_that_does_not_resolve_is_named() {
+    let src = base("").replace("127.0.0.1:3001", "no-such-host.invalid:3001");
+    assert_reported(
+        &errors(&src),
+        3,
+        "cannot resolve host \"no-such-host.invalid\"",
+    );
+}
+
+#[test]
+fn the_authority_omits_the_scheme_default_port() {
+    let src = base("").replace("http://127.0.0.1:3001", "https://127.0.0.1");
+    let p = ok(&src);
+    assert!(p.upstream.tls);
+    assert_eq!(p.upstream.port, 443);
+    assert_eq!(p.upstream.authority, "127.0.0.1");
+    let src = base("").replace("http://127.0.0.1:3001", "http://[::1]:80");
+    let p = ok(&src);
+    assert_eq!(
+        (p.upstream.host.as_str(), p.upstream.authority.as_str()),
+        ("::1", "[::1]")
+    );
+}
+
+#[test]
+fn limits_resolve_key_over_workspace_over_defaults_field_by_field() {
+    let src = format!(
+        "version: 1
+upstream:
+  url: http://127.0.0.1:3001
+limits:
+  max_response_bytes: 5MiB
+workspaces:
+  acme:
+    limits: {{ requests_per_minute: 600 }}
+    keys:
+      - id: one
+        sha256: {H1}
+        limits: {{ concurrent_connections: 4 }}
+      - id: two
+        sha256: {H2}
+        limits: {{ burst: 50, max_request_bytes: 2KB }}
+"
+    );
+    let p = ok(&src);
+    assert_eq!(p.limits.max_response_bytes, 5_242_880);
+    let acme = &p.workspaces[0].limits;
+    assert_eq!(
+        (
+            acme.requests_per_minute,
+            acme.burst,
+            acme.concurrent_connections
+        ),
+        (600, 600, 10)
+    );
+    let one = p.keys[&[0x11; 32]].limits;
+    assert_eq!(
+        one,
+        Limits {
+            requests_per_minute: 600,
+            burst: 600,
+            concurrent_connections: 4,
+            max_response_bytes: 5_242_880,
+            max_request_bytes: 1_000_000,
+        }
+    );
+    let two = p.keys[&[0x22; 32]].limits;
+    assert_eq!(
+        (
+            two.requests_per_minute,
+            two.burst,
+            two.concurrent_connections
+        ),
+        (600, 50, 10)
+    );
+    assert_eq!(two.max_request_bytes, 2_000);
+}
+
+#[test]
+fn a_rule_an_earlier_rule_shadows_is_a_warning() {
+    let src = base(
+        "tools:
+  - match: get_*
+    requires: [crm:read]
+  - match: search
+    requires: [crm:read]
+  - match: [get_x, search]
+    requires: [crm:write]
+  - match: get_y
+    requires: [crm:write]
+  - match: [get_z, other]
+    requires: []
+",
+    );
+    let p = ok(&src);
+    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    assert_eq!(
+        p.warnings[0],
+        "p.yaml:9:5: tools[2] (\"get_x\", \"search\") can never match: tools[0] (\"get_*\") and tools[1] (\"search\") match first"
+    );
+    assert_eq!(
+        p.warnings[1],
+        "p.yaml:11:5: tools[3] (\"get_y\") can never match: tools[0] (\"get_*\") matches first"
+    );
+}
+
+#[test]
+fn an_invalid_scope_or_key_id_is_refused() {
+    let src = with_workspaces(&format!(
+        "  acme:
+    scopes: [\"crm read\"]
+    keys:
+      - id: \"my key\"
+        sha256: {H1}
+"
+    ));
+    let diags = errors(&src);
+    assert_reported(
+        &diags,
+        6,
+        "workspaces.acme.scopes[0]: invalid scope \"crm read\"",
+    );
+    assert_reported(
+        &diags,
+        8,
+        "workspaces.acme.keys[0].id: invalid key id \"my key\"",
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_one_diagnostic_at_0_0() {
+    let err = super::compile_file(std::path::Path::new("/nonexistent/policy.yaml")).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1);
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/policy.yaml:0:0: cannot read")
+    );
+}
+
+#[test]
+fn yaml_alias_expansion_is_bounded() {
+    let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = i - 1;
+        src.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+    }
+    let diags = errors(&src);
+    assert_eq!(diags.len(), 1, "{diags:?}");
 }

@@ -43,7 +43,11 @@ pub(crate) fn compile(cx: &mut Cx, spec: &UpstreamSpec, env: Env) -> Option<Upst
         match resolved {
             Ok(Some(addr)) => Some(addr),
             Ok(None) => {
-                cx.error(spec.url.referenced, "upstream.url", format!("host {:?} has no address", t.host));
+                cx.error(
+                    spec.url.referenced,
+                    "upstream.url",
+                    format!("host {:?} has no address", t.host),
+                );
                 None
             }
             Err(e) => {
@@ -67,7 +71,11 @@ pub(crate) fn compile(cx: &mut Cx, spec: &UpstreamSpec, env: Env) -> Option<Upst
             continue;
         };
         if RESERVED_HEADERS.contains(&header.as_str()) {
-            cx.error(name.referenced, &path, "this header is set by the gateway and cannot be configured");
+            cx.error(
+                name.referenced,
+                &path,
+                "this header is set by the gateway and cannot be configured",
+            );
             continue;
         }
         let text = match substitute(&value.value, env) {
@@ -148,7 +156,11 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, String> {
     let tls = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
-        _ => return Err(format!("invalid URL {url:?}: the scheme must be http:// or https://")),
+        _ => {
+            return Err(format!(
+                "invalid URL {url:?}: the scheme must be http:// or https://"
+            ));
+        }
     };
     let authority = uri
         .authority()
@@ -219,8 +231,7 @@ pub(crate) fn substitute(text: &str, env: Env) -> Result<String, String> {
         if !valid {
             return Err(format!("invalid variable name {name:?} in ${{...}}"));
         }
-        let value = env(name)
-            .ok_or_else(|| format!("environment variable {name} is not set"))?;
+        let value = env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
