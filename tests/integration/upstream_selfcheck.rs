@@ -180,3 +180,55 @@ async fn slow_tool_waits_and_gateway_style_host_is_accepted() {
     );
     assert_eq!(up.calls.header("host"), Some(up.addr.to_string()));
 }
+
+#[tokio::test]
+async fn stateful_json_keeps_sse_when_progress_precedes_the_result() {
+    let up = upstream::start(Mode::StatefulJson).await;
+    let http = reqwest::Client::new();
+    let post = |body: &'static str, session: Option<&str>| {
+        let mut request = http
+            .post(up.url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send()
+    };
+    let init = post(INIT, None).await.unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(
+        post(initialized, Some(&session)).await.unwrap().status(),
+        202
+    );
+
+    let plain = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_deals","arguments":{"query":"a"}}}"#;
+    let response = post(plain, Some(&session)).await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["content"][0]["text"], "deals matching a");
+
+    let with_progress = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":2},"_meta":{"progressToken":7}}}"#;
+    let response = post(with_progress, Some(&session)).await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = response.text().await.unwrap();
+    assert_eq!(body.matches("notifications/progress").count(), 2, "{body}");
+    assert!(body.contains(r#""id":3"#), "{body}");
+}
