@@ -241,7 +241,7 @@ enum Params<'a> {
     Other,
 }
 
-impl<'a> RawMessage<'a> {
+impl RawMessage<'_> {
     fn into_message(self) -> Result<Message, (Option<Id>, Reason)> {
         let id = match self.id {
             None => None,
