@@ -144,7 +144,7 @@ fn write_object<'a>(
         }
         serde_json::to_writer(&mut *out, key.as_ref()).ok()?;
         out.push(b':');
-        value(key, *raw, out)?;
+        value(key, raw, out)?;
     }
     out.push(b'}');
     Some(())
