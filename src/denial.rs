@@ -1,1 +1,190 @@
-//! (to be written)
+//! The one place where a refusal becomes an HTTP status, headers and a JSON-RPC error body.
+//!
+//! Invariant: every answer the gateway produces itself says the same thing in the HTTP status
+//! and in the JSON-RPC body, because clients differ in which of the two they read. The
+//! gateway's own codes stay in -32000..-32019; -32020 is the MCP HeaderMismatch code.
+
+use serde_json::{Value, json};
+
+use crate::{auth, authorize};
+
+/// Something the gateway refuses, or an upstream failure it answers for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    Auth(auth::Error),
+    Forbidden(authorize::Denied),
+    /// The body is not JSON (-32700).
+    NotJson,
+    /// The body is JSON but not a JSON-RPC request the gateway can authorize (-32600).
+    InvalidRequest(&'static str),
+    /// The request's framing is unsafe to forward (`Content-Length: +5`, CL with TE).
+    BadFraming(&'static str),
+    /// `Mcp-Method` / `Mcp-Name` disagree with the body.
+    HeaderMismatch(&'static str),
+    /// The body is over `max_request_bytes`.
+    TooLarge {
+        limit: u64,
+    },
+    /// An HTTP method MCP does not use.
+    MethodNotAllowed,
+    /// A session id the upstream issued to another identity.
+    SessionNotFound,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+}
+
+/// What goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// The connection cannot carry another request (the request body was not read).
+    pub close: bool,
+}
+
+/// Turns a denial into its reply. `id_raw` is the request's JSON-RPC id as raw JSON text
+/// (`"null"` when there is none or several).
+pub fn reply(denial: &Denial, id_raw: &str) -> Reply {
+    let (status, code, message, data): (u16, i32, String, Option<Value>) = match denial {
+        Denial::Auth(e @ auth::Error::Conflict) => (400, -32001, e.to_string(), None),
+        Denial::Auth(e) => (401, -32001, e.to_string(), None),
+        Denial::Forbidden(d) => (
+            403,
+            -32003,
+            match &d.missing_feature {
+                Some(f) => format!("{d} (workspace feature \"{f}\" is not enabled)"),
+                None => d.to_string(),
+            },
+            Some(json!({ "requiredScopes": d.required_scopes })),
+        ),
+        Denial::NotJson => (400, -32700, "parse error: body is not JSON".into(), None),
+        Denial::InvalidRequest(why) => (400, -32600, format!("invalid request: {why}"), None),
+        Denial::BadFraming(why) => (400, -32600, format!("bad request framing: {why}"), None),
+        Denial::HeaderMismatch(why) => (400, -32020, format!("header mismatch: {why}"), None),
+        Denial::TooLarge { limit } => (
+            413,
+            -32600,
+            format!("request body over the limit of {limit} bytes"),
+            Some(json!({ "limitBytes": limit })),
+        ),
+        Denial::MethodNotAllowed => (
+            405,
+            -32600,
+            "HTTP method not allowed: MCP uses POST, GET and DELETE".into(),
+            None,
+        ),
+        Denial::SessionNotFound => (404, -32001, "session not found".into(), None),
+        Denial::UpstreamUnreachable => {
+            (502, -32006, "upstream MCP server unreachable".into(), None)
+        }
+        Denial::UpstreamTimeout => (504, -32006, "upstream MCP server timed out".into(), None),
+    };
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    match denial {
+        Denial::Auth(auth::Error::Conflict) => {}
+        Denial::Auth(_) => {
+            headers.push(("www-authenticate", "Bearer realm=\"mcpwarden\"".to_owned()))
+        }
+        Denial::MethodNotAllowed => headers.push(("allow", "POST, GET, DELETE".to_owned())),
+        _ => {}
+    }
+    headers.push(("cache-control", "no-store".to_owned()));
+    Reply {
+        status,
+        headers,
+        body: error_body(id_raw, code, &message, data.as_ref()),
+        close: matches!(denial, Denial::TooLarge { .. } | Denial::BadFraming(_)),
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"error":{"code":…,"message":…[,"data":…]}}`.
+fn error_body(id_raw: &str, code: i32, message: &str, data: Option<&Value>) -> Vec<u8> {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(data) = data {
+        error["data"] = data.clone();
+    }
+    let error = serde_json::to_string(&error).expect("a Value always serializes");
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id_raw},\"error\":{error}}}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(reply: &Reply) -> Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+        reply
+            .headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn status_and_json_rpc_code_agree_with_the_contract() {
+        let forbidden = Denial::Forbidden(authorize::Denied {
+            what: "tool \"x\"".into(),
+            required_scopes: vec!["crm:write".into()],
+            missing_feature: None,
+        });
+        let table = [
+            (Denial::Auth(auth::Error::Missing), 401, -32001),
+            (Denial::Auth(auth::Error::Expired), 401, -32001),
+            (Denial::Auth(auth::Error::Conflict), 400, -32001),
+            (forbidden, 403, -32003),
+            (Denial::NotJson, 400, -32700),
+            (Denial::InvalidRequest("x"), 400, -32600),
+            (Denial::HeaderMismatch("x"), 400, -32020),
+            (Denial::TooLarge { limit: 10 }, 413, -32600),
+            (Denial::SessionNotFound, 404, -32001),
+            (Denial::UpstreamUnreachable, 502, -32006),
+            (Denial::UpstreamTimeout, 504, -32006),
+        ];
+        for (denial, status, code) in table {
+            let reply = reply(&denial, "7");
+            assert_eq!(reply.status, status, "{denial:?}");
+            assert_eq!(body(&reply)["error"]["code"], code, "{denial:?}");
+            assert_eq!(body(&reply)["id"], 7);
+            assert_eq!(body(&reply)["jsonrpc"], "2.0");
+            assert_eq!(header(&reply, "content-type"), Some("application/json"));
+        }
+    }
+
+    #[test]
+    fn unauthenticated_replies_carry_a_bearer_challenge() {
+        let reply = reply(&Denial::Auth(auth::Error::Invalid), "null");
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer realm=\"mcpwarden\"")
+        );
+        assert_eq!(body(&reply)["id"], Value::Null);
+    }
+
+    #[test]
+    fn forbidden_names_the_scopes_it_needs() {
+        let denial = Denial::Forbidden(authorize::Denied {
+            what: "tool \"create_deal\"".into(),
+            required_scopes: vec!["crm:write".into()],
+            missing_feature: None,
+        });
+        let b = body(&reply(&denial, "\"a\""));
+        assert_eq!(b["id"], "a");
+        assert_eq!(b["error"]["data"]["requiredScopes"], json!(["crm:write"]));
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("create_deal")
+        );
+    }
+
+    #[test]
+    fn too_large_closes_the_connection() {
+        assert!(reply(&Denial::TooLarge { limit: 1 }, "null").close);
+        assert!(!reply(&Denial::NotJson, "null").close);
+    }
+}

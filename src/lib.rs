@@ -13,4 +13,5 @@ pub mod denial;
 pub mod mcp;
 pub mod policy;
 pub mod proxy;
+pub mod server;
 pub mod telemetry;

@@ -1,1 +1,32 @@
-fn main() {}
+//! The `mcpwarden` binary: parses the command line and hands over to the library.
+
+use clap::Parser;
+use mcpwarden::cli::{Cli, LogFormat, dispatch};
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default level. Pingora's own per-request
+/// chatter is kept at warnings.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

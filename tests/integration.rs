@@ -1,8 +1,16 @@
 //! Integration tests: the real `mcpwarden` binary on loopback sockets, in front of a real MCP
-//! server built with `rmcp`, driven by `rmcp`'s client and by plain HTTP.
+//! server built with `rmcp`, driven by `rmcp`'s client and by plain HTTP. One test binary, so
+//! Pingora is linked once.
 
 mod common;
+
+#[path = "integration/cli.rs"]
+mod cli;
 #[path = "integration/demo.rs"]
 mod demo;
+#[path = "integration/gateway.rs"]
+mod gateway;
+#[path = "integration/reload.rs"]
+mod reload;
 #[path = "integration/upstream_selfcheck.rs"]
 mod upstream_selfcheck;

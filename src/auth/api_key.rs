@@ -80,7 +80,10 @@ pub fn check_format(key: &str) -> Result<(), FormatError> {
     if key.len() != LEN {
         return Err(FormatError::Length);
     }
-    if !key.as_bytes()[PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric) {
+    if !key.as_bytes()[PREFIX.len()..]
+        .iter()
+        .all(u8::is_ascii_alphanumeric)
+    {
         return Err(FormatError::Charset);
     }
     if checksum(&key[..BODY_LEN]).as_slice() != &key.as_bytes()[BODY_LEN..] {
@@ -147,9 +150,15 @@ mod tests {
     fn mistyped_keys_are_refused_by_format() {
         let key = ApiKey::generate();
         let k = key.expose();
-        assert_eq!(check_format(&k.replacen("mcpw_", "mcpx_", 1)), Err(FormatError::Prefix));
+        assert_eq!(
+            check_format(&k.replacen("mcpw_", "mcpx_", 1)),
+            Err(FormatError::Prefix)
+        );
         assert_eq!(check_format(&k[..42]), Err(FormatError::Length));
-        assert_eq!(check_format(&format!("{}!", &k[..42])), Err(FormatError::Charset));
+        assert_eq!(
+            check_format(&format!("{}!", &k[..42])),
+            Err(FormatError::Charset)
+        );
         // Change one random character: the checksum no longer matches.
         let mut bytes = k.as_bytes().to_vec();
         bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
@@ -173,6 +182,9 @@ mod tests {
     fn hash_hex_is_64_lowercase_hex_digits() {
         let h = hash_hex("mcpw_example");
         assert_eq!(h.len(), 64);
-        assert!(h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
     }
 }

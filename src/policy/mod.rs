@@ -11,6 +11,9 @@ pub mod store;
 pub mod units;
 pub mod watch;
 
+#[cfg(test)]
+pub mod fixture;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;

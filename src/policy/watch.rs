@@ -1,1 +1,73 @@
-//! (to be written)
+//! Reloads the policy when its file changes or the process gets SIGHUP.
+//!
+//! The folder is watched, not the file: editors save by writing a new file and renaming it
+//! over the old one, and Kubernetes swaps a `..data` symlink, so a watch on the file itself
+//! would go quiet after the first save. Events are debounced (150 ms after the last one, so a
+//! save that arrives as several events reloads once), and a reload happens only when the
+//! file's bytes changed, so touching a neighbour file does nothing (SIGHUP always reloads).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::store::Store;
+
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Watches until the runtime stops. Call from within a tokio runtime.
+pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+    let folder = folder_of(store.path());
+    let file_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = file_tx.send(false);
+        }
+    })?;
+    watcher.watch(&folder, RecursiveMode::NonRecursive)?;
+
+    #[cfg(unix)]
+    {
+        let hup_tx = tx.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the policy");
+                let _ = hup_tx.send(true);
+            }
+        });
+    }
+
+    let mut last = digest(store.path());
+    while let Some(mut forced) = rx.recv().await {
+        // Debounce: wait until the folder has been quiet for DEBOUNCE.
+        while let Ok(Some(next)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+            forced |= next;
+        }
+        let now = digest(store.path());
+        if !forced && now.is_some() && now == last {
+            continue;
+        }
+        last = now;
+        let _ = store.reload();
+    }
+    drop(watcher);
+    Ok(())
+}
+
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn digest(path: &Path) -> Option<[u8; 32]> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| Sha256::digest(&bytes).into())
+}

@@ -1,0 +1,474 @@
+//! The Pingora `ProxyHttp` implementation: thin glue that calls the plain decision functions
+//! in each phase and turns their answers into HTTP. `docs/phases.md` draws which module runs
+//! in which phase.
+//!
+//! Invariants: the upstream never receives a request body before it is authorized (small
+//! bodies are read in `request_filter`, larger ones held back in `request_body_filter`); the
+//! client's credentials and any `X-Mcpwarden-*` it sent never reach the upstream; every answer
+//! the gateway makes itself goes through `denial::reply`.
+
+pub mod request;
+pub mod response;
+pub mod sessions;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::auth::{self, Identity};
+use crate::authorize;
+use crate::denial::{self, Denial};
+use crate::mcp::jsonrpc::Id;
+use crate::policy::Policy;
+use crate::policy::store::{Store, now};
+use crate::telemetry::metrics::Metrics;
+use request::{Checked, RETRY_BUFFER};
+use response::ToolsFilter;
+use sessions::Sessions;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+/// Headers that carry the caller's identity to the upstream; copies from clients are removed.
+const IDENTITY_HEADERS: [&str; 3] = [
+    "x-mcpwarden-workspace",
+    "x-mcpwarden-key",
+    "x-mcpwarden-scopes",
+];
+
+/// The gateway: shared state every request reads.
+pub struct Gateway {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub sessions: Arc<Sessions>,
+    /// Requests in flight across the process (drained on shutdown).
+    pub inflight: Arc<AtomicUsize>,
+}
+
+/// Counts a request in flight for as long as its context lives.
+pub struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How the request body reaches the upstream.
+#[derive(Debug, Default)]
+enum BodyPlan {
+    /// No body to check (GET, DELETE), or it was read and authorized in `request_filter`.
+    #[default]
+    Pass,
+    /// Larger or chunked bodies: held here until complete, then authorized.
+    Hold(BytesMut),
+}
+
+/// Per-request state.
+pub struct Ctx {
+    _inflight: InflightGuard,
+    policy: Option<Arc<Policy>>,
+    identity: Option<Identity>,
+    /// The id errors about this request carry.
+    id: Id,
+    checked: Option<Checked>,
+    body: BodyPlan,
+    /// Set by a phase that refuses the request after `request_filter` (body filter), for
+    /// `fail_to_proxy` to answer.
+    denial: Option<Denial>,
+    tools_filter: Option<ToolsFilter>,
+    outcome: &'static str,
+}
+
+impl Ctx {
+    fn identity_labels(&self) -> (&str, &str) {
+        self.identity
+            .as_ref()
+            .map_or(("", ""), |i| (i.workspace(), i.key_id()))
+    }
+}
+
+impl Gateway {
+    /// Everything `request_filter` decides, in the contract's order. `Err` is the answer.
+    async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        policy: &Policy,
+    ) -> Result<(), Denial> {
+        let headers = &session.req_header().headers;
+        let length = request::check_framing(headers)?;
+        let method = session.req_header().method.clone();
+        if method != http::Method::POST
+            && method != http::Method::GET
+            && method != http::Method::DELETE
+        {
+            return Err(Denial::MethodNotAllowed);
+        }
+        let identity = auth::authenticate(headers, policy, now()).map_err(|e| {
+            self.metrics
+                .auth_failures
+                .with_label_values(&[e.reason()])
+                .inc();
+            Denial::Auth(e)
+        })?;
+        if let Some(sid) = session.req_header().headers.get(SESSION_HEADER)
+            && let Ok(sid) = sid.to_str()
+            && self
+                .sessions
+                .check(sid, identity.workspace(), identity.key_id(), now())
+                == sessions::Check::Foreign
+        {
+            return Err(Denial::SessionNotFound);
+        }
+        ctx.identity = Some(identity);
+        if method != http::Method::POST {
+            return Ok(());
+        }
+        let limit = ctx
+            .identity
+            .as_ref()
+            .expect("set above")
+            .limits()
+            .max_request_bytes;
+        match length {
+            Some(n) if n > limit => Err(Denial::TooLarge { limit }),
+            Some(n) if n <= RETRY_BUFFER => {
+                // Small enough for Pingora's retry buffer: read it all now; Pingora replays
+                // the buffer to the upstream.
+                session.enable_retry_buffering();
+                let mut body = BytesMut::with_capacity(n as usize);
+                while let Some(chunk) = session
+                    .read_request_body()
+                    .await
+                    .map_err(|_| Denial::InvalidRequest("could not read the request body"))?
+                {
+                    body.extend_from_slice(&chunk);
+                }
+                self.check_body(session, ctx, policy, &body)
+            }
+            _ => {
+                ctx.body = BodyPlan::Hold(BytesMut::with_capacity(
+                    length.unwrap_or(RETRY_BUFFER).min(limit) as usize,
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    fn check_body(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        policy: &Policy,
+        body: &[u8],
+    ) -> Result<(), Denial> {
+        let identity = ctx.identity.as_ref().expect("authenticated first");
+        match request::evaluate(policy, identity, &session.req_header().headers, body) {
+            Ok(checked) => {
+                ctx.id = checked.id.clone();
+                ctx.checked = Some(checked);
+                Ok(())
+            }
+            Err((denial, id)) => {
+                ctx.id = id;
+                Err(denial)
+            }
+        }
+    }
+
+    async fn send(&self, session: &mut Session, ctx: &mut Ctx, denial: &Denial) -> Result<u16> {
+        ctx.outcome = outcome_of(denial);
+        let reply = denial::reply(denial, ctx.id.as_raw());
+        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+        for (name, value) in &reply.headers {
+            header.insert_header(*name, value)?;
+        }
+        header.insert_header("content-length", reply.body.len().to_string())?;
+        if reply.close {
+            header.insert_header("connection", "close")?;
+            session.set_keepalive(None);
+        }
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session
+            .write_response_body(Some(Bytes::from(reply.body)), true)
+            .await?;
+        Ok(reply.status)
+    }
+}
+
+fn outcome_of(denial: &Denial) -> &'static str {
+    match denial {
+        Denial::TooLarge { .. } => "too_large",
+        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => "upstream_error",
+        _ => "denied",
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        Ctx {
+            _inflight: InflightGuard(self.inflight.clone()),
+            policy: None,
+            identity: None,
+            id: Id::null(),
+            checked: None,
+            body: BodyPlan::Pass,
+            denial: None,
+            tools_filter: None,
+            outcome: "ok",
+        }
+    }
+
+    /// Runs first, once per request: framing, credentials, session ownership, and — for
+    /// bodies that fit the retry buffer — the JSON-RPC body. `Ok(true)` means answered here.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let policy = self.store.current();
+        ctx.policy = Some(policy.clone());
+        match self.admit(session, ctx, &policy).await {
+            Ok(()) => Ok(false),
+            Err(denial) => {
+                self.send(session, ctx, &denial).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let upstream = &ctx.policy.as_ref().expect("set in request_filter").upstream;
+        let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.host.clone());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.total_connection_timeout = Some(upstream.connect_timeout);
+        // An SSE stream may stay quiet this long before the gateway gives up on it.
+        peer.options.read_timeout = Some(upstream.idle_timeout);
+        peer.options.idle_timeout = Some(upstream.idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// Holds back bodies too large for the retry buffer until they are complete and
+    /// authorized; the upstream gets nothing of a refused body.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let BodyPlan::Hold(held) = &mut ctx.body else {
+            return Ok(());
+        };
+        let limit = ctx
+            .identity
+            .as_ref()
+            .map_or(0, |i| i.limits().max_request_bytes);
+        if let Some(chunk) = body.take() {
+            if (held.len() + chunk.len()) as u64 > limit {
+                ctx.denial = Some(Denial::TooLarge { limit });
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
+            }
+            held.extend_from_slice(&chunk);
+        }
+        if !end_of_stream {
+            // An empty chunk tells Pingora "nothing to forward yet" without ending the body.
+            *body = Some(Bytes::new());
+            return Ok(());
+        }
+        let whole = std::mem::take(held).freeze();
+        ctx.body = BodyPlan::Pass;
+        let policy = ctx.policy.clone().expect("set in request_filter");
+        if let Err(denial) = self.check_body(session, ctx, &policy, &whole) {
+            ctx.denial = Some(denial);
+            return Error::e_explain(ErrorType::HTTPStatus(403), "request refused by policy");
+        }
+        *body = Some(whole);
+        Ok(())
+    }
+
+    /// Strips credentials and forged identity headers, then says who is calling.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let policy = ctx.policy.as_ref().expect("set in request_filter");
+        let identity = ctx.identity.as_ref().expect("authenticated");
+        req.remove_header("x-api-key");
+        req.remove_header("authorization");
+        for name in IDENTITY_HEADERS {
+            req.remove_header(name);
+        }
+        req.insert_header(IDENTITY_HEADERS[0], identity.workspace())?;
+        req.insert_header(IDENTITY_HEADERS[1], identity.key_id())?;
+        req.insert_header(IDENTITY_HEADERS[2], identity.scopes_header())?;
+
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        if let Some(ip) = client_ip {
+            let forwarded = match req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip,
+            };
+            req.insert_header("x-forwarded-for", forwarded)?;
+        }
+        req.insert_header("x-forwarded-proto", "http")?;
+        if let Some(host) = req.headers.get(http::header::HOST).cloned() {
+            req.insert_header("x-forwarded-host", host)?;
+        }
+        let upstream = &policy.upstream;
+        if !upstream.preserve_host {
+            req.insert_header(http::header::HOST, upstream.authority.as_str())?;
+        }
+        for (name, value) in &upstream.headers {
+            req.insert_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Binds a new session to its identity, and prepares `tools/list` filtering.
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if resp.status.is_server_error() {
+            self.metrics
+                .upstream_errors
+                .with_label_values(&["status_5xx"])
+                .inc();
+        }
+        let identity = ctx.identity.as_ref().expect("authenticated");
+        if let Some(sid) = resp
+            .headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.sessions
+                .bind(sid, identity.workspace(), identity.key_id(), now());
+        }
+        if session.req_header().method == http::Method::DELETE
+            && resp.status.is_success()
+            && let Some(sid) = session.req_header().headers.get(SESSION_HEADER)
+            && let Ok(sid) = sid.to_str()
+        {
+            self.sessions.unbind(sid);
+        }
+        if ctx.checked.as_ref().is_some_and(|c| c.lists_tools) && resp.status.is_success() {
+            let content_type = resp
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let limit = identity.limits().max_response_bytes;
+            ctx.tools_filter = ToolsFilter::for_content_type(content_type, limit, ctx.id.clone());
+            if ctx.tools_filter.is_some() {
+                // The body changes size: send it chunked.
+                resp.remove_header(&http::header::CONTENT_LENGTH);
+                resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(filter) = ctx.tools_filter.as_mut() else {
+            return Ok(None);
+        };
+        let policy = ctx.policy.as_ref().expect("set in request_filter");
+        let identity = ctx.identity.as_ref().expect("authenticated");
+        let allowed = |tool: &str| authorize::tool_allowed(policy, identity, tool);
+        let chunk = body.take().unwrap_or_default();
+        *body = Some(filter.push(&chunk, end_of_stream, &allowed));
+        Ok(None)
+    }
+
+    /// Answers what failed after `request_filter`: a refused held-back body, or the upstream.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let denial = ctx.denial.take().or_else(|| upstream_failure(e));
+        let can_write = session.response_written().is_none();
+        let error_code = match (&denial, can_write) {
+            (Some(denial), true) => {
+                if matches!(
+                    denial,
+                    Denial::UpstreamUnreachable | Denial::UpstreamTimeout
+                ) {
+                    let kind = if matches!(denial, Denial::UpstreamTimeout) {
+                        "timeout"
+                    } else {
+                        "connect"
+                    };
+                    self.metrics
+                        .upstream_errors
+                        .with_label_values(&[kind])
+                        .inc();
+                }
+                // A refused body may not have been read to its end.
+                session.set_keepalive(None);
+                self.send(session, ctx, denial).await.unwrap_or(0)
+            }
+            _ => {
+                if e.esource() == &ErrorSource::Upstream {
+                    self.metrics
+                        .upstream_errors
+                        .with_label_values(&["reset"])
+                        .inc();
+                    ctx.outcome = "upstream_error";
+                }
+                0
+            }
+        };
+        FailToProxy {
+            error_code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let (workspace, key) = ctx.identity_labels();
+        let (method, tool) = ctx
+            .checked
+            .as_ref()
+            .map_or(("", ""), |c| (c.method.as_str(), c.tool.as_str()));
+        self.metrics
+            .requests
+            .with_label_values(&[workspace, key, method, tool, ctx.outcome])
+            .inc();
+    }
+}
+
+/// The wire answer for an upstream failure, or None when the failure is the client's.
+fn upstream_failure(e: &Error) -> Option<Denial> {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            Some(Denial::UpstreamTimeout)
+        }
+        _ if e.esource() == &ErrorSource::Upstream => Some(Denial::UpstreamUnreachable),
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+            Some(Denial::UpstreamUnreachable)
+        }
+        _ => None,
+    }
+}

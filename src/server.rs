@@ -1,0 +1,153 @@
+//! Starts the gateway: Pingora's proxy workers on `server.listen`, and a small side runtime
+//! for the admin listener, the policy watcher and housekeeping.
+//!
+//! Shutdown: SIGTERM and SIGINT both stop the listeners, let requests in flight finish, and
+//! exit 0 as soon as none are left or `shutdown_grace` has passed, whichever comes first.
+//! (Pingora's own SIGTERM path sleeps the whole grace period, and its SIGINT drops requests.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+
+use crate::admin::{self, Admin};
+use crate::policy::store::{Store, now};
+use crate::proxy::Gateway;
+use crate::proxy::sessions::Sessions;
+use crate::telemetry::metrics::Metrics;
+
+/// A task that runs beside the gateway on the side runtime (the demo's MCP server).
+pub type SideTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs the gateway until a shutdown signal; returns when it has drained.
+pub fn run(
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    side_tasks: Vec<SideTask>,
+) -> anyhow::Result<()> {
+    let policy = store.current();
+    let server_spec = policy.server.clone();
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let sessions = Arc::new(Sessions::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    // Bind the admin listener now, so a port in use fails start-up with a clear error.
+    let admin_listener = std::net::TcpListener::bind(server_spec.admin_listen)
+        .with_context(|| format!("cannot listen on admin_listen {}", server_spec.admin_listen))?;
+    admin_listener.set_nonblocking(true)?;
+    // Pingora binds its listener later, inside `run`; check the port is free first.
+    drop(
+        std::net::TcpListener::bind(server_spec.listen)
+            .with_context(|| format!("cannot listen on {}", server_spec.listen))?,
+    );
+
+    let side = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mcpwarden-side")
+        .enable_all()
+        .build()?;
+    let admin = Admin {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    {
+        let _guard = side.enter();
+        let listener = tokio::net::TcpListener::from_std(admin_listener)?;
+        side.spawn(async move {
+            if let Err(e) = admin::serve(listener, admin).await {
+                tracing::error!("admin listener stopped: {e}");
+            }
+        });
+        let watched = store.clone();
+        side.spawn(async move {
+            if let Err(e) = crate::policy::watch::watch(watched).await {
+                tracing::error!("cannot watch the policy file; reload with SIGHUP only: {e}");
+            }
+        });
+        side.spawn(admin::wait_until_listening(server_spec.listen, ready));
+        let swept = sessions.clone();
+        side.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                swept.expire(now());
+            }
+        });
+        for task in side_tasks {
+            side.spawn(task);
+        }
+    }
+
+    let grace = server_spec.shutdown_grace;
+    let conf = ServerConf {
+        threads: server_spec
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        grace_period_seconds: Some(grace.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let gateway = Gateway {
+        store,
+        metrics,
+        sessions,
+        inflight: inflight.clone(),
+    };
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, gateway);
+    service.add_tcp(&server_spec.listen.to_string());
+    server.add_service(service);
+    tracing::info!(listen = %server_spec.listen, admin = %server_spec.admin_listen, "mcpwarden serving");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSignal { inflight, grace }),
+    });
+    side.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: a graceful stop that exits as soon as nothing is in flight.
+struct DrainOnSignal {
+    inflight: Arc<AtomicUsize>,
+    grace: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("signal handler");
+        let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining requests in flight"),
+            _ = int.recv() => tracing::info!("SIGINT: draining requests in flight"),
+        }
+        let inflight = self.inflight.clone();
+        let deadline = Instant::now() + self.grace;
+        // Pingora now stops its listeners and sleeps the grace period; this thread ends the
+        // process as soon as the last request in flight has finished.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            while inflight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let left = inflight.load(Ordering::Acquire);
+            if left > 0 {
+                tracing::warn!(
+                    left,
+                    "shutdown grace period over; dropping requests in flight"
+                );
+            }
+            tracing::info!("mcpwarden stopped");
+            std::process::exit(0);
+        });
+        ShutdownSignal::GracefulTerminate
+    }
+}

@@ -1,0 +1,160 @@
+//! Hot reload and shutdown, end to end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use crate::common::upstream::{self, Mode};
+use crate::common::*;
+use mcpwarden::auth::api_key::{ApiKey, hash_hex};
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+fn search(addr: std::net::SocketAddr, key: &ApiKey) -> u16 {
+    post(
+        addr,
+        &[&key_header(key)],
+        &call(1, "search_deals", json!({"query": "a"})),
+    )
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_added_and_revoked_live_and_a_broken_edit_changes_nothing() {
+    let up = upstream::start(Mode::Stateless).await;
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    blocking(move || {
+        let gw = Gateway::start(addr, admin, &policy);
+        let newcomer = ApiKey::generate();
+        assert_eq!(search(addr, &newcomer), 401);
+
+        // Add a key: it works within a second.
+        let added = policy.replace(
+            "  beta:\n",
+            &format!(
+                "      - id: newcomer\n        sha256: {}\n  beta:\n",
+                hash_hex(newcomer.expose())
+            ),
+        );
+        gw.write_policy(&added);
+        assert!(
+            eventually(2, || search(addr, &newcomer) == 200),
+            "the added key never worked"
+        );
+
+        // A broken edit is refused whole: both keys keep working, the failure is counted.
+        gw.write_policy(&added.replace("requests_per_minute", "request_per_minute"));
+        assert!(eventually(2, || gw.metrics().contains(
+            "mcpwarden_policy_reloads_total{result=\"failure\"} 1"
+        )));
+        assert_eq!(search(addr, &newcomer), 200);
+        assert_eq!(search(addr, &keys.full), 200);
+
+        // Revoke the original key: refused within a second, the newcomer still works.
+        let revoked = added.replace(
+            &hash_hex(keys.full.expose()),
+            &hash_hex(ApiKey::generate().expose()),
+        );
+        gw.write_policy(&revoked);
+        assert!(
+            eventually(2, || search(addr, &keys.full) == 401),
+            "the revoked key still works"
+        );
+        assert_eq!(search(addr, &newcomer), 200);
+        assert!(
+            gw.metrics()
+                .contains("mcpwarden_policy_reloads_total{result=\"success\"} 3")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_concurrent_traffic_fail_no_request() {
+    let up = upstream::start(Mode::Stateless).await;
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    let full = keys.full.clone();
+    blocking(move || {
+        let gw = Gateway::start(addr, admin, &policy);
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let (stop, failures, done, key) =
+                    (stop.clone(), failures.clone(), done.clone(), full.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if search(addr, &key) != 200 {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for i in 0..10 {
+            let extra = ApiKey::generate();
+            let edited = policy.replace(
+                "  beta:\n",
+                &format!(
+                    "      - id: extra{i}\n        sha256: {}\n  beta:\n",
+                    hash_hex(extra.expose())
+                ),
+            );
+            gw.write_policy(&edited);
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert!(done.load(Ordering::Relaxed) > 20);
+        assert_eq!(failures.load(Ordering::Relaxed), 0);
+        assert!(
+            gw.metrics()
+                .contains("mcpwarden_policy_reloads_total{result=\"failure\"} 0")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_sigterm_drains_in_flight_requests() {
+    let up = upstream::start(Mode::Stateless).await;
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    let key = key_header(&keys.full);
+    blocking(move || {
+        let mut gw = Gateway::start(addr, admin, &policy);
+        gw.signal("HUP");
+        assert!(eventually(2, || gw.metrics().contains(
+            "mcpwarden_policy_reloads_total{result=\"success\"} 2"
+        )));
+
+        let slow =
+            std::thread::spawn(move || post(addr, &[&key], &call(1, "slow", json!({"ms": 1500}))));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        gw.signal("TERM");
+        let resp = slow.join().unwrap();
+        assert_eq!(
+            resp.status,
+            200,
+            "the request in flight was dropped: {}",
+            resp.text()
+        );
+        let status = gw.child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+        // New connections are refused once it has stopped.
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    })
+    .await;
+}
