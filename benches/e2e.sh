@@ -4,14 +4,15 @@
 #   2. through a bare Pingora pass-through (examples/bare_proxy.rs, 1 worker thread): the floor,
 #   3. through `mcpwarden run` (server.threads: 1, a generated key and policy).
 # For each: (a) peak throughput with wrk (closed loop, E2E_CONNS connections), p50/p99;
-# (b) latency at half of the bare proxy's peak rate (paced wrk, see benches/e2e/tools_call.lua).
+# (b) latency at half of the bare proxy's peak rate, offered at a fixed rate by h2load (HTTP/1.1,
+#     --rps per client; latencies from its per-request log, in µs).
 # Prints a Markdown table. Only 127.0.0.1 traffic; every process it starts is stopped on exit;
 # every wait is bounded. A target that fails to start is reported in its row, not waited on.
 #
 # Usage: benches/e2e.sh            (from anywhere; builds release first)
 # Knobs (environment):
 #   E2E_DURATION=10     seconds per measured run        E2E_WARMUP=2   seconds of warm-up
-#   E2E_CONNS=32        connections for the peak run    E2E_PACE_MS=4  mean gap per connection
+#   E2E_CONNS=32        connections for the peak run    E2E_HALF_CLIENTS=16  for the half-load run
 #   E2E_HALF_RATE=      req/s for (b); default half the bare proxy's peak
 #   E2E_SERVER_CPUS=0   CPUs for upstream and proxies   E2E_LOAD_CPUS=1  CPUs for wrk
 #   E2E_PIN=1           0: no taskset                   E2E_SKIP_BUILD=0  1: use existing build
@@ -25,7 +26,7 @@ cd "$ROOT"
 DURATION=${E2E_DURATION:-10}
 WARMUP=${E2E_WARMUP:-2}
 CONNS=${E2E_CONNS:-32}
-PACE_MS=${E2E_PACE_MS:-4}
+HALF_CLIENTS=${E2E_HALF_CLIENTS:-16}
 HALF_RATE=${E2E_HALF_RATE:-}
 SERVER_CPUS=${E2E_SERVER_CPUS:-0}
 LOAD_CPUS=${E2E_LOAD_CPUS:-1}
@@ -134,11 +135,11 @@ fi
 [ -x "$EXAMPLES/fast_upstream" ] && [ -x "$EXAMPLES/bare_proxy" ] || die "examples not built"
 
 need=()
-for tool in wrk curl taskset; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in wrk h2load curl taskset; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ "${#need[@]}" -gt 0 ]; then
     pkgs=()
     for tool in "${need[@]}"; do
-        case "$tool" in wrk) pkgs+=(wrk) ;; curl) pkgs+=(curl) ;; taskset) pkgs+=(util-linux) ;; esac
+        case "$tool" in wrk) pkgs+=(wrk) ;; h2load) pkgs+=(nghttp2-client) ;; curl) pkgs+=(curl) ;; taskset) pkgs+=(util-linux) ;; esac
     done
     log "installing ${pkgs[*]} with apt-get"
     if [ "$(id -u)" = 0 ]; then
@@ -253,14 +254,14 @@ to_us() {
         if (f < 0) { print "?"; exit } printf "%.0f", n * f }'
 }
 
-# run_wrk TARGET KIND CONNS PACE_MS SECONDS: runs wrk and sets R_RPS, R_P50, R_P99 (µs) and
+# run_wrk TARGET KIND CONNS SECONDS: runs wrk and sets R_RPS, R_P50, R_P99 (µs) and
 # R_ERR (non-2xx responses plus socket errors) from its report.
 run_wrk() {
-    local target=$1 kind=$2 conns=$3 pace=$4 secs=$5
+    local target=$1 kind=$2 conns=$3 secs=$4
     local out="$WORK/wrk-$target-$kind.txt"
     local pin=()
     [ "$PIN" = 1 ] && pin=(taskset -c "$LOAD_CPUS")
-    E2E_API_KEY=$API_KEY E2E_PACE_MS=$pace timeout $((secs + 20)) "${pin[@]}" \
+    E2E_API_KEY=$API_KEY timeout $((secs + 20)) "${pin[@]}" \
         wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$LUA" "${URL[$target]}" \
         >"$out" 2>&1 || true
     R_RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
@@ -275,13 +276,43 @@ run_wrk() {
     fi
 }
 
+# run_h2load TARGET RPS_PER_CLIENT SECONDS: a fixed-rate run (each client keeps its own
+# schedule; a request due while the previous one is in flight waits for the connection). Sets
+# R_RPS, R_P50, R_P99 (µs, from the per-request log) and R_ERR.
+printf '%s' "$BODY" >"$WORK/body.json"
+run_h2load() {
+    local target=$1 per=$2 secs=$3
+    local out="$WORK/h2load-$target.txt" reqlog="$WORK/h2load-$target.log"
+    local pin=()
+    [ "$PIN" = 1 ] && pin=(taskset -c "$LOAD_CPUS")
+    timeout $((secs + 20)) "${pin[@]}" h2load --h1 -c "$HALF_CLIENTS" --rps "$per" \
+        -D "$secs" --warm-up-time 1 -d "$WORK/body.json" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -H "X-API-Key: $API_KEY" --log-file "$reqlog" "${URL[$target]}" >"$out" 2>&1 || true
+    R_RPS=$(awk '/^finished in/ { printf "%.0f", $4 }' "$out")
+    read -r R_P50 R_P99 < <(awk '{ print $3 }' "$reqlog" 2>/dev/null | sort -n | awk '
+        { v[NR] = $1 } END { if (NR == 0) print "? ?"; else print v[int((NR - 1) * 0.50) + 1], v[int((NR - 1) * 0.99) + 1] }')
+    R_ERR=$(awk '/^requests:/ { gsub(/,/, ""); e += $12 + $14 }
+                 /^status codes:/ { gsub(/,/, ""); e += $5 + $7 + $9 }
+                 END { print e + 0 }' "$out")
+    if [ -z "$R_RPS" ]; then
+        R_RPS="h2load failed" R_P50="?" R_P99="?"
+        log "h2load against ${NAME[$target]} failed: $(last_log_line "$out")"
+    fi
+}
+
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${LOADAVG%% *}" 'BEGIN { exit !(l > 0.5) }'; then
+    log "warning: load average $LOADAVG before measuring: other work shares these CPUs; expect noisy tails"
+fi
+
 declare -A PEAK_RPS PEAK_P50 PEAK_P99 PEAK_ERR HALF_RPS HALF_P50 HALF_P99 HALF_ERR
 
 for t in "${TARGETS[@]}"; do
     [ -n "${DOWN[$t]:-}" ] && continue
     log "${NAME[$t]}: warm-up ${WARMUP}s, then peak ${DURATION}s (wrk -t1 -c$CONNS)"
-    run_wrk "$t" warmup "$CONNS" 0 "$WARMUP"
-    run_wrk "$t" peak "$CONNS" 0 "$DURATION"
+    run_wrk "$t" warmup "$CONNS" "$WARMUP"
+    run_wrk "$t" peak "$CONNS" "$DURATION"
     PEAK_RPS[$t]=$R_RPS PEAK_P50[$t]=$R_P50 PEAK_P99[$t]=$R_P99 PEAK_ERR[$t]=$R_ERR
     log "${NAME[$t]}: $R_RPS req/s, p50 $R_P50 µs, p99 $R_P99 µs, errors $R_ERR"
 done
@@ -293,13 +324,12 @@ if [ -z "$HALF_RATE" ]; then
     HALF_RATE=$((base / 2))
 fi
 if [ "$HALF_RATE" -gt 0 ]; then
-    # Each connection sends one request per (mean pace + latency); 150 µs is a latency guess,
-    # and the rate actually reached is reported next to the latencies.
-    HALF_CONNS=$(awk -v r="$HALF_RATE" -v p="$PACE_MS" 'BEGIN { c = int(r * (p + 0.15) / 1000 + 0.5); print (c < 1) ? 1 : c }')
+    PER_CLIENT=$(( (HALF_RATE + HALF_CLIENTS / 2) / HALF_CLIENTS ))
+    [ "$PER_CLIENT" -ge 1 ] || PER_CLIENT=1
     for t in "${TARGETS[@]}"; do
         [ -n "${DOWN[$t]:-}" ] && continue
-        log "${NAME[$t]}: ${DURATION}s at ~$HALF_RATE req/s ($HALF_CONNS connections, mean gap ${PACE_MS}ms)"
-        run_wrk "$t" half "$HALF_CONNS" "$PACE_MS" "$DURATION"
+        log "${NAME[$t]}: ${DURATION}s at $((PER_CLIENT * HALF_CLIENTS)) req/s (h2load, $HALF_CLIENTS clients × $PER_CLIENT req/s)"
+        run_h2load "$t" "$PER_CLIENT" "$DURATION"
         HALF_RPS[$t]=$R_RPS HALF_P50[$t]=$R_P50 HALF_P99[$t]=$R_P99 HALF_ERR[$t]=$R_ERR
         log "${NAME[$t]}: $R_RPS req/s, p50 $R_P50 µs, p99 $R_P99 µs, errors $R_ERR"
     done
@@ -318,7 +348,7 @@ added() {
 
 echo
 echo "mcpwarden e2e bench — $(date -u +%FT%TZ), $(nproc) CPUs, servers on CPU $SERVER_CPUS, wrk on CPU $LOAD_CPUS (pin=$PIN)"
-echo "peak: wrk -t1 -c$CONNS -d${DURATION}s; half load: ~$HALF_RATE req/s offered by ${HALF_CONNS:-0} paced connections; latencies in µs"
+echo "peak: wrk -t1 -c$CONNS -d${DURATION}s; half load: h2load --h1 -c$HALF_CLIENTS --rps ${PER_CLIENT:-0} -D$DURATION; latencies in µs; load average before: $LOADAVG"
 echo
 echo "| target | req/s | p50 | p99 | req/s ÷ bare | half-load req/s | half-load p50 | half-load p99 | added p99 over bare (half load) | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

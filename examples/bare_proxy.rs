@@ -10,10 +10,10 @@
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use pingora::upstreams::peer::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
+use pingora::upstreams::peer::HttpPeer;
 
 struct Bare {
     /// Parsed once at start: `HttpPeer::new` with a string would parse it on every request
