@@ -17,7 +17,7 @@
 #   E2E_SERVER_CPUS=0   CPUs for upstream and proxies   E2E_LOAD_CPUS=1  CPUs for wrk
 #   E2E_PIN=1           0: no taskset                   E2E_SKIP_BUILD=0  1: use existing build
 #   E2E_KEEP=0          1: keep the work directory (logs, policy) even on success
-#   MCPWARDEN_BIN=target/release/mcpwarden
+#   MCPWARDEN_BIN=target/release/mcpwarden   the gateway binary (keygen, check, run)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,16 +46,21 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-e2e.XXXXXX")
 PIDS=()
 FAILED=0
 
+# Each server runs in its own process group (setsid), so stopping the group also stops any
+# child it started.
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
     for _ in $(seq 30); do # up to 3 s for a graceful exit, then SIGKILL
         local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        for pid in "${PIDS[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
         [ "$alive" = 0 ] && break
         sleep 0.1
     done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [ "$KEEP" = 1 ] || [ "$FAILED" = 1 ]; then
         log "logs and policy kept in $WORK"
     else
@@ -66,15 +71,16 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Runs "$@" pinned to CPU set $1 (when pinning), in the background; its pid goes to PIDS and
-# to the global LAST_PID (taskset execs the command, so the pid is the server's own).
+# Runs "$@" pinned to CPU set $1 (when pinning), in the background, as the leader of a new
+# process group; its pid goes to PIDS and to the global LAST_PID (setsid and taskset exec the
+# command, so the pid is the server's own).
 spawn() {
     local cpus=$1 logfile=$2
     shift 2
     if [ "$PIN" = 1 ]; then
-        taskset -c "$cpus" "$@" >"$logfile" 2>&1 &
+        setsid taskset -c "$cpus" "$@" >"$logfile" 2>&1 &
     else
-        "$@" >"$logfile" 2>&1 &
+        setsid "$@" >"$logfile" 2>&1 &
     fi
     LAST_PID=$!
     PIDS+=("$LAST_PID")
@@ -135,11 +141,11 @@ fi
 [ -x "$EXAMPLES/fast_upstream" ] && [ -x "$EXAMPLES/bare_proxy" ] || die "examples not built"
 
 need=()
-for tool in wrk h2load curl taskset; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in wrk h2load curl taskset setsid; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ "${#need[@]}" -gt 0 ]; then
     pkgs=()
     for tool in "${need[@]}"; do
-        case "$tool" in wrk) pkgs+=(wrk) ;; h2load) pkgs+=(nghttp2-client) ;; curl) pkgs+=(curl) ;; taskset) pkgs+=(util-linux) ;; esac
+        case "$tool" in wrk) pkgs+=(wrk) ;; h2load) pkgs+=(nghttp2-client) ;; curl) pkgs+=(curl) ;; taskset | setsid) pkgs+=(util-linux) ;; esac
     done
     log "installing ${pkgs[*]} with apt-get"
     if [ "$(id -u)" = 0 ]; then
