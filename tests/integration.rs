@@ -6,6 +6,8 @@ mod common;
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/client.rs"]
+mod client;
 #[path = "integration/demo.rs"]
 mod demo;
 #[path = "integration/gateway.rs"]

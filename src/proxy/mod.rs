@@ -446,6 +446,16 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// A client that goes away mid-stream (closing an SSE stream) is normal for MCP, not an
+    /// error worth a log line.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        e.esource() == &ErrorSource::Downstream
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
+    }
+
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let (workspace, key) = ctx.identity_labels();
         let (method, tool) = ctx

@@ -46,9 +46,16 @@ pub enum Mode {
 pub struct Calls {
     counts: Mutex<HashMap<String, usize>>,
     last_headers: Mutex<Vec<(String, String)>>,
+    /// `progress` with `hold: true` waits here after its first notification.
+    gate: tokio::sync::Notify,
 }
 
 impl Calls {
+    /// Lets a held `progress` call finish.
+    pub fn release(&self) {
+        self.gate.notify_one();
+    }
+
     fn record(&self, tool: &str, parts: &http::request::Parts) {
         *self
             .counts
@@ -144,6 +151,9 @@ struct Millis {
 #[derive(Debug, Deserialize, JsonSchema)]
 struct Steps {
     steps: u32,
+    /// Wait for `Calls::release` after the first notification.
+    #[serde(default)]
+    hold: bool,
 }
 #[derive(Debug, Deserialize, JsonSchema)]
 struct Bytes {
@@ -238,6 +248,9 @@ impl TestServer {
                 peer.notify_progress(note)
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                if step == 1 && p.hold {
+                    self.calls.gate.notified().await;
+                }
             }
         }
         Ok(text("done"))
