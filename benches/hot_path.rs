@@ -1,11 +1,62 @@
-//! The per-request work the gateway adds in front of the upstream: classifying a JSON-RPC
-//! body, checking an API key's format and hashing it, filtering a `tools/list` result.
+//! The per-request work the gateway adds in front of the upstream: authenticating a key
+//! against a policy of 10,000 keys, classifying a JSON-RPC body, authorizing a `tools/call`,
+//! filtering a `tools/list` result. Run: `cargo bench --bench hot_path`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mcpwarden::auth::api_key::{self, ApiKey};
 use mcpwarden::mcp::{jsonrpc, tools_list};
+use mcpwarden::policy::{self, Policy};
+
+/// A policy with 10,000 keys in 100 workspaces, and one of its keys.
+fn big_policy() -> (Policy, ApiKey) {
+    let mut yaml = String::from(
+        "version: 1\nupstream:\n  url: http://127.0.0.1:3001\ntools:\n  - match: [\"search_*\", \"get_*\"]\n    requires: [crm:read]\n  - match: [\"create_*\"]\n    requires: [crm:write]\nworkspaces:\n",
+    );
+    let mut chosen = None;
+    for w in 0..100 {
+        yaml.push_str(&format!(
+            "  ws{w}:\n    scopes: [crm:read, crm:write]\n    keys:\n"
+        ));
+        for k in 0..100 {
+            let key = ApiKey::generate();
+            yaml.push_str(&format!(
+                "      - id: key{k}\n        sha256: {}\n",
+                api_key::hash_hex(key.expose())
+            ));
+            if w == 50 && k == 50 {
+                chosen = Some(key);
+            }
+        }
+    }
+    (
+        policy::compile(&yaml, "bench.yaml").unwrap(),
+        chosen.unwrap(),
+    )
+}
+
+fn request_path(c: &mut Criterion) {
+    let (policy, key) = big_policy();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-api-key", key.expose().parse().unwrap());
+    c.bench_function("authenticate/10k_keys", |b| {
+        b.iter(|| mcpwarden::auth::authenticate(black_box(&headers), &policy, 0).unwrap())
+    });
+    let identity = mcpwarden::auth::authenticate(&headers, &policy, 0).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_deals","arguments":{"query":"acme","limit":20}}}"#;
+    c.bench_function("evaluate/small_tools_call", |b| {
+        b.iter(|| {
+            mcpwarden::proxy::request::evaluate(
+                &policy,
+                &identity,
+                &http::HeaderMap::new(),
+                black_box(body),
+            )
+            .unwrap()
+        })
+    });
+}
 
 fn small_call() -> Vec<u8> {
     br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"github.search_issues","arguments":{"query":"is:open label:bug","repo":"acme/widgets","limit":20}},"_meta":{"progressToken":7}}"#.to_vec()
@@ -72,5 +123,5 @@ fn filter(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, classify, api_key, filter);
+criterion_group!(benches, request_path, classify, api_key, filter);
 criterion_main!(benches);

@@ -10,6 +10,8 @@ mod cli;
 mod client;
 #[path = "integration/demo.rs"]
 mod demo;
+#[path = "integration/errors.rs"]
+mod errors;
 #[path = "integration/gateway.rs"]
 mod gateway;
 #[path = "integration/reload.rs"]

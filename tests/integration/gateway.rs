@@ -5,13 +5,13 @@ use serde_json::json;
 use crate::common::upstream::{self, Mode};
 use crate::common::*;
 
-struct Setup {
-    up: upstream::Upstream,
-    gw: Gateway,
-    keys: Keys,
+pub(crate) struct Setup {
+    pub up: upstream::Upstream,
+    pub gw: Gateway,
+    pub keys: Keys,
 }
 
-async fn setup_with(mode: Mode, extra_upstream: &str, limits: &str) -> Setup {
+pub(crate) async fn setup_with(mode: Mode, extra_upstream: &str, limits: &str) -> Setup {
     let up = upstream::start(mode).await;
     let keys = Keys::new();
     let (addr, admin) = (free_port(), free_port());
@@ -22,12 +22,12 @@ async fn setup_with(mode: Mode, extra_upstream: &str, limits: &str) -> Setup {
     Setup { up, gw, keys }
 }
 
-async fn setup(mode: Mode) -> Setup {
+pub(crate) async fn setup(mode: Mode) -> Setup {
     setup_with(mode, "", DEFAULT_LIMITS).await
 }
 
 /// Runs blocking HTTP off the runtime's workers, so the upstream keeps serving.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
@@ -329,97 +329,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bodies_over_max_request_bytes_are_413_whether_declared_or_chunked() {
-    let s = setup_with(Mode::Stateless, "", "  max_request_bytes: 100KB\n").await;
-    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
-    let big = call(1, "echo_size", json!({"payload": "y".repeat(120_000)}));
-    let declared = {
-        let (big, key) = (big.clone(), key.clone());
-        blocking(move || post(addr, &[&key], &big)).await
-    };
-    assert_eq!(declared.status, 413, "{}", declared.text());
-    assert_eq!(declared.json()["error"]["code"], -32600);
-    let chunked = blocking(move || {
-        let mut req = format!(
-            "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        )
-        .into_bytes();
-        for piece in big.as_bytes().chunks(10_000) {
-            req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-            req.extend_from_slice(piece);
-            req.extend_from_slice(b"\r\n");
-        }
-        req.extend_from_slice(b"0\r\n\r\n");
-        raw_bytes(addr, &req).unwrap()
-    })
-    .await;
-    assert_eq!(chunked.status, 413, "{}", chunked.text());
-    assert_eq!(s.up.calls.total(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_requests_get_their_documented_errors() {
-    let s = setup(Mode::Stateless).await;
-    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
-    let cases: Vec<(Vec<String>, String, u16, i64)> = vec![
-        (vec![], "{not json".into(), 400, -32700),
-        (
-            vec![],
-            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.into(),
-            400,
-            -32600,
-        ),
-        (
-            vec![],
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#.into(),
-            400,
-            -32600,
-        ),
-        (
-            vec!["Mcp-Method: tools/list".into()],
-            call(1, "search_deals", json!({})),
-            400,
-            -32020,
-        ),
-        (
-            vec!["Mcp-Method: tools/call".into(), "Mcp-Name: get_deal".into()],
-            call(1, "search_deals", json!({})),
-            400,
-            -32020,
-        ),
-    ];
-    for (extra, body, status, code) in cases {
-        let key = key.clone();
-        let resp = blocking(move || {
-            let mut headers: Vec<&str> = vec![&key];
-            headers.extend(extra.iter().map(String::as_str));
-            post(addr, &headers, &body)
-        })
-        .await;
-        assert_eq!(resp.status, status, "{}", resp.text());
-        assert_eq!(resp.json()["error"]["code"], code, "{}", resp.text());
-    }
-    assert_eq!(s.up.calls.total(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsafe_framing_is_refused_before_the_body_is_read() {
-    let s = setup(Mode::Stateless).await;
-    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
-    let body = call(1, "search_deals", json!({}));
-    let resp = blocking(move || {
-        let req = format!(
-            "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\nContent-Length: +{}\r\n\r\n{body}",
-            body.len()
-        );
-        raw(addr, &req).unwrap()
-    })
-    .await;
-    assert_eq!(resp.status, 400, "{}", resp.text());
-    assert_eq!(s.up.calls.total(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_progress_arrives_before_the_final_result() {
     let s = setup(Mode::Stateful).await;
     let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
@@ -489,47 +398,10 @@ async fn upstream_headers_read_the_environment_and_host_can_be_preserved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_upstream_is_a_quick_502_with_a_json_rpc_body() {
-    let keys = Keys::new();
-    let dead = free_port();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(dead, addr, admin, &keys, "", DEFAULT_LIMITS);
-    let key = key_header(&keys.full);
-    let resp = blocking(move || {
-        let _gw = Gateway::start(addr, admin, &policy);
-        post(addr, &[&key], &call(8, "search_deals", json!({})))
-    })
-    .await;
-    assert_eq!(resp.status, 502, "{}", resp.text());
-    assert_eq!(resp.json()["error"]["code"], -32006);
-    assert_eq!(resp.json()["id"], 8);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_upstream_is_a_504() {
-    // A listener that accepts and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream_addr = silent.local_addr().unwrap();
-    let keys = Keys::new();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(upstream_addr, addr, admin, &keys, "", DEFAULT_LIMITS)
-        .replace("idle_timeout: 30s", "idle_timeout: 1s");
-    let key = key_header(&keys.full);
-    let resp = blocking(move || {
-        let _gw = Gateway::start(addr, admin, &policy);
-        let _held = silent;
-        post(addr, &[&key], &call(8, "search_deals", json!({})))
-    })
-    .await;
-    assert_eq!(resp.status, 504, "{}", resp.text());
-    assert_eq!(resp.json()["error"]["code"], -32006);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_answer() {
     let s = setup(Mode::Stateless).await;
     let (addr, admin, key) = (s.gw.addr, s.gw.admin, key_header(&s.keys.full));
-    let (health, ready, metrics) = blocking(move || {
+    let (health, ready, text) = blocking(move || {
         assert_eq!(
             post(addr, &[&key], &call(1, "search_deals", json!({}))).status,
             200
@@ -541,12 +413,19 @@ async fn admin_endpoints_answer() {
             )
             .unwrap()
         };
-        (get("/healthz"), get("/readyz"), get("/metrics"))
+        // A request is counted in its logging phase, just after its response is sent.
+        let line = "mcpwarden_requests_total{key=\"full\",method=\"tools/call\",outcome=\"ok\",tool=\"search_deals\",workspace=\"acme\"} 1";
+        let mut text = String::new();
+        let counted = eventually(5, || {
+            text = get("/metrics").text();
+            text.contains(line)
+        });
+        assert!(counted, "{line} not in {text}");
+        (get("/healthz"), get("/readyz"), text)
     })
     .await;
     assert_eq!(health.status, 200);
     assert_eq!(ready.status, 200);
-    let text = metrics.text();
     for name in [
         "mcpwarden_requests_total",
         "mcpwarden_auth_failures_total",
@@ -555,6 +434,4 @@ async fn admin_endpoints_answer() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    let line = "mcpwarden_requests_total{key=\"full\",method=\"tools/call\",outcome=\"ok\",tool=\"search_deals\",workspace=\"acme\"} 1";
-    assert!(text.contains(line), "{text}");
 }

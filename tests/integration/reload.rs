@@ -66,10 +66,9 @@ async fn keys_are_added_and_revoked_live_and_a_broken_edit_changes_nothing() {
             "the revoked key still works"
         );
         assert_eq!(search(addr, &newcomer), 200);
-        assert!(
-            gw.metrics()
-                .contains("mcpwarden_policy_reloads_total{result=\"success\"} 3")
-        );
+        assert!(eventually(2, || gw.metrics().contains(
+            "mcpwarden_policy_reloads_total{result=\"success\"} 3"
+        )));
     })
     .await;
 }

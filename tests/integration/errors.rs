@@ -1,0 +1,136 @@
+//! Errors the gateway answers itself, end to end: what a client sees for a malformed body,
+//! unsafe framing, an oversized body and a dead or silent upstream.
+
+use serde_json::json;
+
+use crate::common::upstream::Mode;
+use crate::common::*;
+use crate::gateway::{blocking, setup, setup_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_max_request_bytes_are_413_whether_declared_or_chunked() {
+    let s = setup_with(Mode::Stateless, "", "  max_request_bytes: 100KB\n").await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let big = call(1, "echo_size", json!({"payload": "y".repeat(120_000)}));
+    let declared = {
+        let (big, key) = (big.clone(), key.clone());
+        blocking(move || post(addr, &[&key], &big)).await
+    };
+    assert_eq!(declared.status, 413, "{}", declared.text());
+    assert_eq!(declared.json()["error"]["code"], -32600);
+    let chunked = blocking(move || {
+        let mut req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        for piece in big.as_bytes().chunks(10_000) {
+            req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            req.extend_from_slice(piece);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        raw_bytes(addr, &req).unwrap()
+    })
+    .await;
+    assert_eq!(chunked.status, 413, "{}", chunked.text());
+    assert_eq!(s.up.calls.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_their_documented_errors() {
+    let s = setup(Mode::Stateless).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let cases: Vec<(Vec<String>, String, u16, i64)> = vec![
+        (vec![], "{not json".into(), 400, -32700),
+        (
+            vec![],
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.into(),
+            400,
+            -32600,
+        ),
+        (
+            vec![],
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#.into(),
+            400,
+            -32600,
+        ),
+        (
+            vec!["Mcp-Method: tools/list".into()],
+            call(1, "search_deals", json!({})),
+            400,
+            -32020,
+        ),
+        (
+            vec!["Mcp-Method: tools/call".into(), "Mcp-Name: get_deal".into()],
+            call(1, "search_deals", json!({})),
+            400,
+            -32020,
+        ),
+    ];
+    for (extra, body, status, code) in cases {
+        let key = key.clone();
+        let resp = blocking(move || {
+            let mut headers: Vec<&str> = vec![&key];
+            headers.extend(extra.iter().map(String::as_str));
+            post(addr, &headers, &body)
+        })
+        .await;
+        assert_eq!(resp.status, status, "{}", resp.text());
+        assert_eq!(resp.json()["error"]["code"], code, "{}", resp.text());
+    }
+    assert_eq!(s.up.calls.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_framing_is_refused_before_the_body_is_read() {
+    let s = setup(Mode::Stateless).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let body = call(1, "search_deals", json!({}));
+    let resp = blocking(move || {
+        let req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\nContent-Length: +{}\r\n\r\n{body}",
+            body.len()
+        );
+        raw(addr, &req).unwrap()
+    })
+    .await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(s.up.calls.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_upstream_is_a_quick_502_with_a_json_rpc_body() {
+    let keys = Keys::new();
+    let dead = free_port();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(dead, addr, admin, &keys, "", DEFAULT_LIMITS);
+    let key = key_header(&keys.full);
+    let resp = blocking(move || {
+        let _gw = Gateway::start(addr, admin, &policy);
+        post(addr, &[&key], &call(8, "search_deals", json!({})))
+    })
+    .await;
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    assert_eq!(resp.json()["error"]["code"], -32006);
+    assert_eq!(resp.json()["id"], 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_is_a_504() {
+    // A listener that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = silent.local_addr().unwrap();
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(upstream_addr, addr, admin, &keys, "", DEFAULT_LIMITS)
+        .replace("idle_timeout: 30s", "idle_timeout: 1s");
+    let key = key_header(&keys.full);
+    let resp = blocking(move || {
+        let _gw = Gateway::start(addr, admin, &policy);
+        let _held = silent;
+        post(addr, &[&key], &call(8, "search_deals", json!({})))
+    })
+    .await;
+    assert_eq!(resp.status, 504, "{}", resp.text());
+    assert_eq!(resp.json()["error"]["code"], -32006);
+}
