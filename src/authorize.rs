@@ -32,21 +32,20 @@ pub fn check(
         return Ok(1);
     };
     let (rule, what) = match (method, tool) {
-        ("tools/call", Some(tool)) => (policy.tool_rule(tool), format!("tool \"{tool}\"")),
-        _ => (policy.method_rule(method), format!("method \"{method}\"")),
+        ("tools/call", Some(tool)) => (policy.tool_rule(tool), ("tool", tool)),
+        _ => (policy.method_rule(method), ("method", method)),
+    };
+    // The message is built only for a refusal; an allowed call allocates nothing here.
+    let denied = |required_scopes: Vec<String>, missing_feature| Denied {
+        what: format!("{} \"{}\"", what.0, what.1),
+        required_scopes,
+        missing_feature,
     };
     let Some(rule) = rule else {
-        return Err(Denied {
-            what,
-            required_scopes: Vec::new(),
-            missing_feature: None,
-        });
+        return Err(denied(Vec::new(), None));
     };
-    allows(rule, identity).map_err(|missing_feature| Denied {
-        what,
-        required_scopes: rule.requires.clone(),
-        missing_feature,
-    })?;
+    allows(rule, identity)
+        .map_err(|missing_feature| denied(rule.requires.clone(), missing_feature))?;
     Ok(rule.cost)
 }
 

@@ -70,15 +70,8 @@ impl Identity {
     }
 
     /// Space-separated scopes, as `X-Mcpwarden-Scopes` carries them.
-    pub fn scopes_header(&self) -> String {
-        let mut out = String::new();
-        for scope in &self.key.scopes {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(scope);
-        }
-        out
+    pub fn scopes_header(&self) -> &str {
+        &self.key.scopes_header
     }
 
     pub fn limits(&self) -> &Limits {

@@ -60,6 +60,7 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
             Arc::new(Key {
                 workspace: ws.clone(),
                 id: id.into(),
+                scopes_header: super::join_scopes(&set(scopes)),
                 scopes: set(scopes),
                 limits: Limits::default(),
                 created: None,

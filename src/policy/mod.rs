@@ -129,12 +129,24 @@ pub struct Key {
     pub id: Arc<str>,
     /// Effective scopes: the key's own list (a subset of the workspace's), else the workspace's.
     pub scopes: BTreeSet<String>,
+    /// `scopes` space-separated, as `X-Mcpwarden-Scopes` carries them (built once here, not
+    /// per request).
+    pub scopes_header: String,
     /// Key > workspace > defaults.
     pub limits: Limits,
     /// Seconds since the Unix epoch.
     pub created: Option<i64>,
     /// Seconds since the Unix epoch; from this instant on the key is refused.
     pub expires: Option<i64>,
+}
+
+/// Scopes space-separated, in their set's order.
+pub fn join_scopes(scopes: &BTreeSet<String>) -> String {
+    scopes
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Policy {

@@ -249,9 +249,10 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.host.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.total_connection_timeout = Some(upstream.connect_timeout);
-        // An SSE stream may stay quiet this long before the gateway gives up on it.
+        // An SSE stream may stay quiet this long before the gateway gives up on it (504 when
+        // nothing came back at all). No pool idle timeout: it arms a timer per released
+        // connection, and an upstream that closes an idle connection is noticed anyway.
         peer.options.read_timeout = Some(upstream.idle_timeout);
-        peer.options.idle_timeout = Some(upstream.idle_timeout);
         Ok(Box::new(peer))
     }
 

@@ -336,6 +336,7 @@ fn key(
     (cx.diagnostics.len() == before).then(|| Key {
         workspace: Arc::clone(workspace),
         id: Arc::from(k.id.value.as_str()),
+        scopes_header: crate::policy::join_scopes(&scopes),
         scopes,
         limits,
         created,
