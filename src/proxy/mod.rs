@@ -19,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::{FailToProxy, ProxyHttp};
+use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::{self, Identity};
@@ -81,6 +82,8 @@ pub struct Ctx {
     /// `fail_to_proxy` to answer.
     denial: Option<Denial>,
     tools_filter: Option<ToolsFilter>,
+    /// The request body has been read to its end (so the connection may be kept).
+    body_read: bool,
     outcome: &'static str,
 }
 
@@ -100,15 +103,9 @@ impl Gateway {
         ctx: &mut Ctx,
         policy: &Policy,
     ) -> Result<(), Denial> {
-        let headers = &session.req_header().headers;
-        let length = request::check_framing(headers)?;
         let method = session.req_header().method.clone();
-        if method != http::Method::POST
-            && method != http::Method::GET
-            && method != http::Method::DELETE
-        {
-            return Err(Denial::MethodNotAllowed);
-        }
+        let headers = &session.req_header().headers;
+        let length = request::check_shape(&method, headers)?;
         let identity = auth::authenticate(headers, policy, now()).map_err(|e| {
             self.metrics
                 .auth_failures
@@ -116,6 +113,13 @@ impl Gateway {
                 .inc();
             Denial::Auth(e)
         })?;
+        if method != http::Method::POST
+            && method != http::Method::GET
+            && method != http::Method::DELETE
+        {
+            return Err(Denial::MethodNotAllowed);
+        }
+        // check_shape made sure the header is single and visible ASCII.
         if let Some(sid) = session.req_header().headers.get(SESSION_HEADER)
             && let Ok(sid) = sid.to_str()
             && self
@@ -140,6 +144,17 @@ impl Gateway {
             Some(n) if n <= RETRY_BUFFER => {
                 // Small enough for Pingora's retry buffer: read it all now; Pingora replays
                 // the buffer to the upstream.
+                if session
+                    .req_header()
+                    .headers
+                    .get(http::header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+                {
+                    session
+                        .write_continue_response()
+                        .await
+                        .map_err(|_| Denial::InvalidRequest("could not read the request body"))?;
+                }
                 session.enable_retry_buffering();
                 let mut body = BytesMut::with_capacity(n as usize);
                 while let Some(chunk) = session
@@ -149,12 +164,12 @@ impl Gateway {
                 {
                     body.extend_from_slice(&chunk);
                 }
+                ctx.body_read = true;
                 self.check_body(session, ctx, policy, &body)
             }
             _ => {
-                ctx.body = BodyPlan::Hold(BytesMut::with_capacity(
-                    length.unwrap_or(RETRY_BUFFER).min(limit) as usize,
-                ));
+                // Grows as chunks arrive; a large declared length reserves nothing up front.
+                ctx.body = BodyPlan::Hold(BytesMut::with_capacity(RETRY_BUFFER as usize));
                 Ok(())
             }
         }
@@ -189,7 +204,10 @@ impl Gateway {
             header.insert_header(*name, value)?;
         }
         header.insert_header("content-length", reply.body.len().to_string())?;
-        if reply.close {
+        // A refused POST whose body was not read: close rather than drain an unbounded body
+        // from a client that was refused anyway.
+        let unread_body = session.req_header().method == http::Method::POST && !ctx.body_read;
+        if reply.close || unread_body {
             header.insert_header("connection", "close")?;
             session.set_keepalive(None);
         }
@@ -226,6 +244,7 @@ impl ProxyHttp for Gateway {
             body: BodyPlan::Pass,
             denial: None,
             tools_filter: None,
+            body_read: false,
             outcome: "ok",
         }
     }
@@ -253,6 +272,9 @@ impl ProxyHttp for Gateway {
         // nothing came back at all). No pool idle timeout: it arms a timer per released
         // connection, and an upstream that closes an idle connection is noticed anyway.
         peer.options.read_timeout = Some(upstream.idle_timeout);
+        // Never forward an upgrade handshake: a tunnel would bypass every JSON-RPC check.
+        // (check_shape refuses `Upgrade:` already; this is the second lock.)
+        peer.options.http_upstream_request_policy = HttpUpstreamRequestPolicy::deny_upgrades();
         Ok(Box::new(peer))
     }
 
@@ -304,10 +326,17 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let policy = ctx.policy.as_ref().expect("set in request_filter");
         let identity = ctx.identity.as_ref().expect("authenticated");
-        req.remove_header("x-api-key");
-        req.remove_header("authorization");
-        for name in IDENTITY_HEADERS {
-            req.remove_header(name);
+        for name in forbidden_upstream_headers(req) {
+            req.remove_header(&name);
+        }
+        if ctx.body_read {
+            // The gateway has answered `Expect: 100-continue` and holds the whole body; an
+            // upstream's own 100 would reach the client as a second interim response.
+            req.remove_header(&http::header::EXPECT);
+        }
+        if ctx.checked.as_ref().is_some_and(|c| c.lists_tools) {
+            // The result is filtered on the way back, which needs it uncompressed.
+            req.remove_header(&http::header::ACCEPT_ENCODING);
         }
         req.insert_header(IDENTITY_HEADERS[0], identity.workspace())?;
         req.insert_header(IDENTITY_HEADERS[1], identity.key_id())?;
@@ -378,12 +407,16 @@ impl ProxyHttp for Gateway {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let limit = identity.limits().max_response_bytes;
-            ctx.tools_filter = ToolsFilter::for_content_type(content_type, limit, ctx.id.clone());
-            if ctx.tools_filter.is_some() {
-                // The body changes size: send it chunked.
-                resp.remove_header(&http::header::CONTENT_LENGTH);
-                resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            let encoded = resp.headers.contains_key(http::header::CONTENT_ENCODING);
+            let filter = ToolsFilter::for_response(content_type, encoded, limit, ctx.id.clone());
+            if filter.replaces_body() {
+                resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+                resp.remove_header(&http::header::CONTENT_ENCODING);
             }
+            // The body changes size: send it chunked.
+            resp.remove_header(&http::header::CONTENT_LENGTH);
+            resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            ctx.tools_filter = Some(filter);
         }
         Ok(())
     }
@@ -408,7 +441,11 @@ impl ProxyHttp for Gateway {
 
     /// Answers what failed after `request_filter`: a refused held-back body, or the upstream.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let denial = ctx.denial.take().or_else(|| upstream_failure(e));
+        let denial = ctx
+            .denial
+            .take()
+            .or_else(|| upstream_failure(e))
+            .or_else(|| client_fault(e));
         let can_write = session.response_written().is_none();
         let error_code = match (&denial, can_write) {
             (Some(denial), true) => {
@@ -468,6 +505,35 @@ impl ProxyHttp for Gateway {
             .with_label_values(&[workspace, key, method, tool, ctx.outcome])
             .inc();
     }
+}
+
+/// A request Pingora could not read as HTTP (a malformed chunk, a forbidden header) still
+/// gets a JSON-RPC answer; a client that went away gets none.
+fn client_fault(e: &Error) -> Option<Denial> {
+    let gone = matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+    );
+    (e.esource() == &ErrorSource::Downstream && !gone)
+        .then_some(Denial::BadFraming("the request is not valid HTTP/1.1"))
+}
+
+/// Credentials and identity headers from the client, in any spelling: `X_Mcpwarden_Key`
+/// reaches CGI-style servers as the same variable as `X-Mcpwarden-Key`, so underscores count
+/// as dashes here.
+fn forbidden_upstream_headers(req: &RequestHeader) -> Vec<http::HeaderName> {
+    req.headers
+        .keys()
+        .filter(|name| {
+            let normal = name.as_str().replace('_', "-");
+            normal == "x-api-key" || normal == "authorization" || normal.starts_with("x-mcpwarden-")
+        })
+        .cloned()
+        .collect()
 }
 
 /// The wire answer for an upstream failure, or None when the failure is the client's.

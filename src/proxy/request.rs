@@ -30,11 +30,18 @@ pub struct Checked {
     pub lists_tools: bool,
 }
 
-/// A `Content-Length` that is not plain digits (Pingora accepts `+5`), one that is repeated
-/// with different values, or one next to `Transfer-Encoding`, is refused before anything is
-/// read: two parsers could frame such a request differently (request smuggling).
-/// Returns the declared length.
-pub fn check_framing(headers: &HeaderMap) -> Result<Option<u64>, Denial> {
+/// Refuses, before anything is read, a request whose shape could slip past the body checks:
+/// - a `Content-Length` that is not plain digits (Pingora accepts `+5`), repeated with
+///   different values, or next to `Transfer-Encoding` — two parsers could frame it
+///   differently (request smuggling);
+/// - a protocol upgrade (`Upgrade:`), which would turn the connection into a tunnel whose
+///   bytes no JSON-RPC check sees;
+/// - a body on GET or DELETE, which the gateway does not authorize;
+/// - a repeated or non-ASCII `Mcp-Session-Id`, `Mcp-Method` or `Mcp-Name`, so the gateway and
+///   the upstream cannot read different values.
+///
+/// Returns the declared body length.
+pub fn check_shape(method: &http::Method, headers: &HeaderMap) -> Result<Option<u64>, Denial> {
     let mut length = None;
     for value in headers.get_all(http::header::CONTENT_LENGTH) {
         let bytes = value.as_bytes();
@@ -51,10 +58,27 @@ pub fn check_framing(headers: &HeaderMap) -> Result<Option<u64>, Denial> {
         }
         length = Some(n);
     }
-    if length.is_some() && headers.contains_key(http::header::TRANSFER_ENCODING) {
+    let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
+    if length.is_some() && chunked {
         return Err(Denial::BadFraming(
             "Content-Length and Transfer-Encoding together",
         ));
+    }
+    if headers.contains_key(http::header::UPGRADE) {
+        return Err(Denial::BadFraming("protocol upgrades are not proxied"));
+    }
+    if *method != http::Method::POST && (chunked || length.is_some_and(|n| n > 0)) {
+        return Err(Denial::BadFraming("GET and DELETE carry no body"));
+    }
+    for name in ["mcp-session-id", "mcp-method", "mcp-name"] {
+        let mut values = headers.get_all(name).iter();
+        if let Some(first) = values.next()
+            && (values.next().is_some() || first.to_str().is_err())
+        {
+            return Err(Denial::BadFraming(
+                "Mcp-Session-Id, Mcp-Method and Mcp-Name appear at most once, in visible ASCII",
+            ));
+        }
     }
     Ok(length)
 }
@@ -99,22 +123,51 @@ pub fn evaluate(
     })
 }
 
-/// Metric labels for one message, bounded by the policy's rules.
+/// Metric labels for one message: a name a policy rule matches, else `other`. Rules are
+/// globs, so an authenticated client could still invent matching names
+/// (`notifications/<random>`); the first [`LabelNames::CAP`] distinct names are labelled by
+/// name and later new ones as `other`, so no client can grow the series without bound.
 fn labels(policy: &Policy, method: Option<&str>, tool: Option<&str>) -> (String, String) {
+    static NAMES: std::sync::LazyLock<LabelNames> =
+        std::sync::LazyLock::new(|| LabelNames::new(LabelNames::CAP));
     let Some(method) = method else {
         return ("response".to_owned(), String::new());
     };
-    let method_label = if method == "tools/call" || policy.method_rule(method).is_some() {
+    let method_label = if method == "tools/call" {
         method.to_owned()
     } else {
-        "other".to_owned()
+        NAMES.label(policy.method_rule(method).is_some(), method)
     };
-    let tool_label = match tool {
-        Some(t) if policy.tool_rule(t).is_some() => t.to_owned(),
-        Some(_) => "other".to_owned(),
-        None => String::new(),
-    };
+    let tool_label = tool.map_or_else(String::new, |t| {
+        NAMES.label(policy.tool_rule(t).is_some(), t)
+    });
     (method_label, tool_label)
+}
+
+/// The set of method and tool names that metrics label by name, bounded.
+pub struct LabelNames {
+    seen: dashmap::DashSet<Box<str>>,
+    cap: usize,
+}
+
+impl LabelNames {
+    pub const CAP: usize = 1000;
+
+    pub fn new(cap: usize) -> Self {
+        Self {
+            seen: dashmap::DashSet::new(),
+            cap,
+        }
+    }
+
+    /// `name` when a rule matched it and it is known or there is room; else `other`.
+    pub fn label(&self, matched: bool, name: &str) -> String {
+        let known = matched
+            && (self.seen.contains(name)
+                || (self.seen.len() < self.cap && self.seen.insert(name.into()))
+                || self.seen.contains(name));
+        if known { name } else { "other" }.to_owned()
+    }
 }
 
 /// `Mcp-Method` and `Mcp-Name`, when present, must agree with the body; otherwise a proxy
@@ -163,6 +216,34 @@ mod tests {
             );
         }
         m
+    }
+
+    fn check_framing(headers: &HeaderMap) -> Result<Option<u64>, Denial> {
+        check_shape(&http::Method::POST, headers)
+    }
+
+    #[test]
+    fn upgrades_and_bodies_on_get_or_delete_are_refused() {
+        let ws = map(&[("upgrade", "websocket"), ("connection", "upgrade")]);
+        assert!(check_shape(&http::Method::GET, &ws).is_err());
+        for method in [http::Method::GET, http::Method::DELETE] {
+            assert!(check_shape(&method, &map(&[("content-length", "5")])).is_err());
+            assert!(check_shape(&method, &map(&[("transfer-encoding", "chunked")])).is_err());
+            assert_eq!(
+                check_shape(&method, &map(&[("content-length", "0")])),
+                Ok(Some(0))
+            );
+            assert_eq!(check_shape(&method, &map(&[])), Ok(None));
+        }
+    }
+
+    #[test]
+    fn repeated_mcp_headers_are_refused() {
+        for name in ["mcp-session-id", "mcp-method", "mcp-name"] {
+            let twice = map(&[(name, "a"), (name, "b")]);
+            assert!(check_framing(&twice).is_err(), "{name}");
+            assert!(check_framing(&map(&[(name, "a")])).is_ok(), "{name}");
+        }
     }
 
     #[test]
@@ -241,6 +322,24 @@ mod tests {
             (checked.method.as_str(), checked.tool.as_str()),
             ("ping", "")
         );
+        let checked = evaluate(
+            &policy,
+            &full,
+            &HeaderMap::new(),
+            call("no_rule").as_bytes(),
+        );
+        assert!(checked.is_err());
+    }
+
+    #[test]
+    fn label_names_are_bounded() {
+        let names = LabelNames::new(3);
+        for i in 0..5 {
+            names.label(true, &format!("invented_{i}"));
+        }
+        assert_eq!(names.label(true, "invented_1"), "invented_1");
+        assert_eq!(names.label(true, "invented_4"), "other");
+        assert_eq!(names.label(false, "invented_0"), "other");
     }
 
     #[test]

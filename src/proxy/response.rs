@@ -3,6 +3,10 @@
 //! A JSON result is held until complete (never more than `max_response_bytes`; past that it
 //! becomes a -32005 error for the same id), then filtered. An SSE stream is split into events
 //! and each event is filtered as it completes, so progress and other messages are not held.
+//!
+//! Invariant: it fails closed. A result it cannot read (compressed, another media type, not
+//! JSON) becomes a JSON-RPC error rather than passing unfiltered, since passing it would show
+//! a key every tool name it may not call.
 
 use bytes::{Bytes, BytesMut};
 
@@ -19,28 +23,44 @@ pub enum ToolsFilter {
     },
     Sse {
         splitter: sse::Splitter,
+        limit: u64,
+        id: Id,
+        overflowed: bool,
     },
+    /// The upstream's answer cannot be filtered: the client gets an error instead.
+    Refuse { id: Id },
 }
 
+const UNFILTERABLE: &str = "the upstream's tools/list result could not be filtered";
+
 impl ToolsFilter {
-    /// The filter for a response of this `Content-Type`, or None when it is neither JSON nor
-    /// SSE (such a body passes unchanged).
-    pub fn for_content_type(content_type: &str, limit: u64, id: Id) -> Option<Self> {
+    /// The filter for a response with this `Content-Type` and `Content-Encoding`.
+    pub fn for_response(content_type: &str, encoded: bool, limit: u64, id: Id) -> Self {
         let media = content_type.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case("application/json") {
-            Some(ToolsFilter::Json {
+        if encoded {
+            ToolsFilter::Refuse { id }
+        } else if media.eq_ignore_ascii_case("application/json") {
+            ToolsFilter::Json {
                 held: BytesMut::new(),
                 limit,
                 id,
                 overflowed: false,
-            })
+            }
         } else if media.eq_ignore_ascii_case("text/event-stream") {
-            Some(ToolsFilter::Sse {
+            ToolsFilter::Sse {
                 splitter: sse::Splitter::new(),
-            })
+                limit,
+                id,
+                overflowed: false,
+            }
         } else {
-            None
+            ToolsFilter::Refuse { id }
         }
+    }
+
+    /// True when the response's own headers no longer describe the body (it becomes JSON).
+    pub fn replaces_body(&self) -> bool {
+        matches!(self, ToolsFilter::Refuse { .. })
     }
 
     /// Takes one chunk of the upstream body and returns what the client gets now.
@@ -64,19 +84,42 @@ impl ToolsFilter {
                     return Bytes::new();
                 }
                 if *overflowed {
-                    let data = serde_json::json!({ "limitBytes": *limit });
-                    let message = "response over the gateway's size limit";
-                    return jsonrpc::error_response(id, -32005, message, Some(&data)).into();
+                    return too_large(id, *limit).into();
                 }
                 let whole = std::mem::take(held).freeze();
                 match tools_list::filter_json(&whole, allowed) {
                     Some(filtered) => filtered.into(),
-                    None => whole,
+                    // No tools in it (an error answer, say): it shows nothing to hide.
+                    None if serde_json::from_slice::<serde::de::IgnoredAny>(&whole).is_ok() => {
+                        whole
+                    }
+                    None => jsonrpc::error_response(id, -32006, UNFILTERABLE, None).into(),
                 }
             }
-            ToolsFilter::Sse { splitter } => {
+            ToolsFilter::Refuse { id } => {
+                if end {
+                    jsonrpc::error_response(id, -32006, UNFILTERABLE, None).into()
+                } else {
+                    Bytes::new()
+                }
+            }
+            ToolsFilter::Sse {
+                splitter,
+                limit,
+                id,
+                overflowed,
+            } => {
+                if *overflowed {
+                    return Bytes::new();
+                }
                 let mut events = Vec::new();
                 splitter.push(chunk, &mut events);
+                if splitter.buffered() as u64 > *limit {
+                    // An event that never ends: answer for the pending id, end the stream.
+                    *overflowed = true;
+                    let error = String::from_utf8_lossy(&too_large(id, *limit)).into_owned();
+                    return Bytes::from(format!("event: message\ndata: {error}\n\n"));
+                }
                 if end && let Some(rest) = splitter.finish() {
                     events.push(rest);
                 }
@@ -93,6 +136,16 @@ impl ToolsFilter {
     }
 }
 
+fn too_large(id: &Id, limit: u64) -> Vec<u8> {
+    let data = serde_json::json!({ "limitBytes": limit });
+    jsonrpc::error_response(
+        id,
+        -32005,
+        "response over the gateway's size limit",
+        Some(&data),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_json_list_is_filtered_once_complete() {
-        let mut f = ToolsFilter::for_content_type("application/json", 1 << 20, Id::null()).unwrap();
+        let mut f = ToolsFilter::for_response("application/json", false, 1 << 20, Id::null());
         let (a, b) = LIST.split_at(30);
         assert!(f.push(a.as_bytes(), false, &only_search).is_empty());
         let out = f.push(b.as_bytes(), true, &only_search);
@@ -116,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_json_list_over_the_limit_becomes_an_error_for_its_id() {
-        let mut f = ToolsFilter::for_content_type("application/json", 20, Id::null()).unwrap();
+        let mut f = ToolsFilter::for_response("application/json", false, 20, Id::null());
         let out = f.push(LIST.as_bytes(), true, &only_search);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["error"]["code"], -32005);
@@ -125,7 +178,7 @@ mod tests {
 
     #[test]
     fn sse_events_are_filtered_as_they_complete() {
-        let mut f = ToolsFilter::for_content_type("text/event-stream", 0, Id::null()).unwrap();
+        let mut f = ToolsFilter::for_response("text/event-stream", false, 1 << 20, Id::null());
         let stream = format!("id: 1\nevent: message\ndata: {LIST}\n\n");
         let (a, b) = stream.split_at(40);
         assert!(f.push(a.as_bytes(), false, &only_search).is_empty());
@@ -137,7 +190,34 @@ mod tests {
     }
 
     #[test]
-    fn other_content_types_are_not_filtered() {
-        assert!(ToolsFilter::for_content_type("text/plain", 10, Id::null()).is_none());
+    fn what_cannot_be_filtered_becomes_an_error_not_the_full_list() {
+        let refusals = [
+            ToolsFilter::for_response("text/plain", false, 1 << 20, Id::null()),
+            ToolsFilter::for_response("application/json", true, 1 << 20, Id::null()),
+        ];
+        for mut f in refusals {
+            assert!(f.replaces_body());
+            assert!(f.push(LIST.as_bytes(), false, &only_search).is_empty());
+            let out = f.push(b"", true, &only_search);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["error"]["code"], -32006);
+            assert!(!String::from_utf8_lossy(&out).contains("create_deal"));
+        }
+        let mut f = ToolsFilter::for_response("application/json", false, 1 << 20, Id::null());
+        let out = f.push(b"{\"tools\": [not json", true, &only_search);
+        assert!(!String::from_utf8_lossy(&out).contains("not json"));
+    }
+
+    #[test]
+    fn an_sse_event_that_never_ends_is_cut_at_the_limit() {
+        let mut f = ToolsFilter::for_response("text/event-stream", false, 100, Id::null());
+        let out = f.push(
+            format!("data: {}", "x".repeat(200)).as_bytes(),
+            false,
+            &only_search,
+        );
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.contains("-32005") && text.ends_with("\n\n"), "{text}");
+        assert!(f.push(b"more\n\n", true, &only_search).is_empty());
     }
 }

@@ -134,3 +134,110 @@ async fn a_silent_upstream_is_a_504() {
     assert_eq!(resp.status, 504, "{}", resp.text());
     assert_eq!(resp.json()["error"]["code"], -32006);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_or_a_body_on_get_or_delete_never_reaches_the_upstream() {
+    let s = setup(Mode::Stateless).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let body = call(1, "create_deal", json!({"name": "smuggled"}));
+    let responses = blocking(move || {
+        let upgrade = format!(
+            "GET /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        let delete = format!(
+            "DELETE /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let get = format!(
+            "GET /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        [upgrade, delete, get].map(|r| raw(addr, &r).unwrap())
+    })
+    .await;
+    for resp in responses {
+        assert_eq!(resp.status, 400, "{}", resp.text());
+        assert_eq!(resp.json()["error"]["code"], -32600);
+    }
+    assert_eq!(s.up.calls.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_are_stripped_in_any_spelling() {
+    let s = setup(Mode::Stateless).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.reader));
+    let resp = blocking(move || {
+        post(
+            addr,
+            &[
+                &key,
+                "X_Mcpwarden_Key: admin",
+                "X-Mcpwarden-Role: admin",
+                "X_API_KEY: leak",
+            ],
+            &call(1, "search_deals", json!({"query": "a"})),
+        )
+    })
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = s.up.calls.last_headers();
+    for (name, _) in &seen {
+        let normal = name.replace('_', "-");
+        assert!(
+            normal != "x-api-key"
+                && (!normal.starts_with("x-mcpwarden-")
+                    || [
+                        "x-mcpwarden-workspace",
+                        "x-mcpwarden-key",
+                        "x-mcpwarden-scopes"
+                    ]
+                    .contains(&name.as_str())),
+            "{name} reached the upstream"
+        );
+    }
+    assert_eq!(
+        s.up.calls.header("x-mcpwarden-key").as_deref(),
+        Some("reader")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_post_closes_the_connection_and_expect_continue_works() {
+    let s = setup(Mode::Stateless).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let (refused, continued) = blocking(move || {
+        let body = call(1, "search_deals", json!({"query": "a"}));
+        // No credential: refused before the body is read, so the connection closes.
+        let refused = raw(
+            addr,
+            &format!("POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        )
+        .unwrap();
+        // A client that waits for 100 Continue before sending its body.
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nExpect: 100-continue\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).unwrap();
+        (refused, (String::from_utf8_lossy(&interim).into_owned(), rest))
+    })
+    .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert!(continued.0.starts_with("HTTP/1.1 100"), "{}", continued.0);
+    assert!(
+        continued.1.trim_start().starts_with("HTTP/1.1 200"),
+        "{}",
+        continued.1
+    );
+    assert_eq!(s.up.calls.count("search_deals"), 1);
+}
