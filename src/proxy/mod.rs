@@ -7,6 +7,7 @@
 //! client's credentials and any `X-Mcpwarden-*` it sent never reach the upstream; every answer
 //! the gateway makes itself goes through `denial::reply`.
 
+pub mod forward;
 pub mod request;
 pub mod response;
 pub mod sessions;
@@ -34,12 +35,6 @@ use response::ToolsFilter;
 use sessions::Sessions;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-/// Headers that carry the caller's identity to the upstream; copies from clients are removed.
-const IDENTITY_HEADERS: [&str; 3] = [
-    "x-mcpwarden-workspace",
-    "x-mcpwarden-key",
-    "x-mcpwarden-scopes",
-];
 
 /// The gateway: shared state every request reads.
 pub struct Gateway {
@@ -142,28 +137,7 @@ impl Gateway {
         match length {
             Some(n) if n > limit => Err(Denial::TooLarge { limit }),
             Some(n) if n <= RETRY_BUFFER => {
-                // Small enough for Pingora's retry buffer: read it all now; Pingora replays
-                // the buffer to the upstream.
-                if session
-                    .req_header()
-                    .headers
-                    .get(http::header::EXPECT)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-                {
-                    session
-                        .write_continue_response()
-                        .await
-                        .map_err(|_| Denial::InvalidRequest("could not read the request body"))?;
-                }
-                session.enable_retry_buffering();
-                let mut body = BytesMut::with_capacity(n as usize);
-                while let Some(chunk) = session
-                    .read_request_body()
-                    .await
-                    .map_err(|_| Denial::InvalidRequest("could not read the request body"))?
-                {
-                    body.extend_from_slice(&chunk);
-                }
+                let body = read_whole_body(session, n).await?;
                 ctx.body_read = true;
                 self.check_body(session, ctx, policy, &body)
             }
@@ -219,6 +193,29 @@ impl Gateway {
             .await?;
         Ok(reply.status)
     }
+}
+
+/// Reads a body small enough for Pingora's retry buffer, which then replays it to the
+/// upstream. Answers `Expect: 100-continue` first, since the client waits for it.
+async fn read_whole_body(session: &mut Session, length: u64) -> Result<BytesMut, Denial> {
+    const UNREADABLE: Denial = Denial::InvalidRequest("could not read the request body");
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session
+            .write_continue_response()
+            .await
+            .map_err(|_| UNREADABLE)?;
+    }
+    session.enable_retry_buffering();
+    let mut body = BytesMut::with_capacity(length as usize);
+    while let Some(chunk) = session.read_request_body().await.map_err(|_| UNREADABLE)? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn outcome_of(denial: &Denial) -> &'static str {
@@ -324,50 +321,20 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let policy = ctx.policy.as_ref().expect("set in request_filter");
-        let identity = ctx.identity.as_ref().expect("authenticated");
-        for name in forbidden_upstream_headers(req) {
-            req.remove_header(&name);
-        }
-        if ctx.body_read {
-            // The gateway has answered `Expect: 100-continue` and holds the whole body; an
-            // upstream's own 100 would reach the client as a second interim response.
-            req.remove_header(&http::header::EXPECT);
-        }
-        if ctx.checked.as_ref().is_some_and(|c| c.lists_tools) {
-            // The result is filtered on the way back, which needs it uncompressed.
-            req.remove_header(&http::header::ACCEPT_ENCODING);
-        }
-        req.insert_header(IDENTITY_HEADERS[0], identity.workspace())?;
-        req.insert_header(IDENTITY_HEADERS[1], identity.key_id())?;
-        req.insert_header(IDENTITY_HEADERS[2], identity.scopes_header())?;
-
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
-        if let Some(ip) = client_ip {
-            let forwarded = match req
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip,
-            };
-            req.insert_header("x-forwarded-for", forwarded)?;
-        }
-        req.insert_header("x-forwarded-proto", "http")?;
-        if let Some(host) = req.headers.get(http::header::HOST).cloned() {
-            req.insert_header("x-forwarded-host", host)?;
-        }
-        let upstream = &policy.upstream;
-        if !upstream.preserve_host {
-            req.insert_header(http::header::HOST, upstream.authority.as_str())?;
-        }
-        for (name, value) in &upstream.headers {
-            req.insert_header(name.clone(), value.clone())?;
-        }
+            .map(|a| a.ip());
+        forward::rewrite_request(
+            req,
+            &ctx.policy.as_ref().expect("set in request_filter").upstream,
+            ctx.identity.as_ref().expect("authenticated"),
+            client_ip,
+            forward::Strip {
+                expect: ctx.body_read,
+                accept_encoding: ctx.checked.as_ref().is_some_and(|c| c.lists_tools),
+            },
+        )?;
         Ok(())
     }
 
@@ -444,8 +411,8 @@ impl ProxyHttp for Gateway {
         let denial = ctx
             .denial
             .take()
-            .or_else(|| upstream_failure(e))
-            .or_else(|| client_fault(e));
+            .or_else(|| forward::upstream_failure(e))
+            .or_else(|| forward::client_fault(e));
         let can_write = session.response_written().is_none();
         let error_code = match (&denial, can_write) {
             (Some(denial), true) => {
@@ -504,48 +471,5 @@ impl ProxyHttp for Gateway {
             .requests
             .with_label_values(&[workspace, key, method, tool, ctx.outcome])
             .inc();
-    }
-}
-
-/// A request Pingora could not read as HTTP (a malformed chunk, a forbidden header) still
-/// gets a JSON-RPC answer; a client that went away gets none.
-fn client_fault(e: &Error) -> Option<Denial> {
-    let gone = matches!(
-        e.etype(),
-        ErrorType::ConnectionClosed
-            | ErrorType::ReadError
-            | ErrorType::WriteError
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-    );
-    (e.esource() == &ErrorSource::Downstream && !gone)
-        .then_some(Denial::BadFraming("the request is not valid HTTP/1.1"))
-}
-
-/// Credentials and identity headers from the client, in any spelling: `X_Mcpwarden_Key`
-/// reaches CGI-style servers as the same variable as `X-Mcpwarden-Key`, so underscores count
-/// as dashes here.
-fn forbidden_upstream_headers(req: &RequestHeader) -> Vec<http::HeaderName> {
-    req.headers
-        .keys()
-        .filter(|name| {
-            let normal = name.as_str().replace('_', "-");
-            normal == "x-api-key" || normal == "authorization" || normal.starts_with("x-mcpwarden-")
-        })
-        .cloned()
-        .collect()
-}
-
-/// The wire answer for an upstream failure, or None when the failure is the client's.
-fn upstream_failure(e: &Error) -> Option<Denial> {
-    match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            Some(Denial::UpstreamTimeout)
-        }
-        _ if e.esource() == &ErrorSource::Upstream => Some(Denial::UpstreamUnreachable),
-        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-            Some(Denial::UpstreamUnreachable)
-        }
-        _ => None,
     }
 }

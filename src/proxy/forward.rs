@@ -1,0 +1,119 @@
+//! What the upstream sees of a request, and what its failures mean to the client: plain
+//! functions over headers and errors, called from the proxy's phases.
+//!
+//! Invariant: the client's credentials and every `X-Mcpwarden-*` it sent are removed before
+//! the gateway adds the caller's identity, so the upstream can trust those headers.
+
+use std::net::IpAddr;
+
+use pingora::http::RequestHeader;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::auth::Identity;
+use crate::denial::Denial;
+use crate::policy::Upstream;
+
+/// Headers that carry the caller's identity to the upstream.
+const IDENTITY_HEADERS: [&str; 3] = [
+    "x-mcpwarden-workspace",
+    "x-mcpwarden-key",
+    "x-mcpwarden-scopes",
+];
+
+/// Request headers that must not reach the upstream in this request.
+#[derive(Debug, Clone, Copy)]
+pub struct Strip {
+    /// The gateway answered `Expect: 100-continue` and holds the whole body; an upstream's
+    /// own 100 would reach the client as a second interim response.
+    pub expect: bool,
+    /// The result is filtered on the way back (`tools/list`), which needs it uncompressed.
+    pub accept_encoding: bool,
+}
+
+/// Rewrites the request for the upstream: credentials and forged identity out; identity,
+/// `X-Forwarded-*`, `Host` and `upstream.headers` in.
+pub fn rewrite_request(
+    req: &mut RequestHeader,
+    upstream: &Upstream,
+    identity: &Identity,
+    client_ip: Option<IpAddr>,
+    strip: Strip,
+) -> Result<()> {
+    for name in forbidden_headers(req) {
+        req.remove_header(&name);
+    }
+    if strip.expect {
+        req.remove_header(&http::header::EXPECT);
+    }
+    if strip.accept_encoding {
+        req.remove_header(&http::header::ACCEPT_ENCODING);
+    }
+    req.insert_header(IDENTITY_HEADERS[0], identity.workspace())?;
+    req.insert_header(IDENTITY_HEADERS[1], identity.key_id())?;
+    req.insert_header(IDENTITY_HEADERS[2], identity.scopes_header())?;
+    if let Some(ip) = client_ip {
+        let forwarded = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prior) => format!("{prior}, {ip}"),
+            None => ip.to_string(),
+        };
+        req.insert_header("x-forwarded-for", forwarded)?;
+    }
+    req.insert_header("x-forwarded-proto", "http")?;
+    if let Some(host) = req.headers.get(http::header::HOST).cloned() {
+        req.insert_header("x-forwarded-host", host)?;
+    }
+    if !upstream.preserve_host {
+        req.insert_header(http::header::HOST, upstream.authority.as_str())?;
+    }
+    for (name, value) in &upstream.headers {
+        req.insert_header(name.clone(), value.clone())?;
+    }
+    Ok(())
+}
+
+/// A request Pingora could not read as HTTP (a malformed chunk, a forbidden header) still
+/// gets a JSON-RPC answer; a client that went away gets none.
+pub fn client_fault(e: &Error) -> Option<Denial> {
+    let gone = matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+    );
+    (e.esource() == &ErrorSource::Downstream && !gone)
+        .then_some(Denial::BadFraming("the request is not valid HTTP/1.1"))
+}
+
+/// Credentials and identity headers from the client, in any spelling: `X_Mcpwarden_Key`
+/// reaches CGI-style servers as the same variable as `X-Mcpwarden-Key`, so underscores count
+/// as dashes here.
+fn forbidden_headers(req: &RequestHeader) -> Vec<http::HeaderName> {
+    req.headers
+        .keys()
+        .filter(|name| {
+            let normal = name.as_str().replace('_', "-");
+            normal == "x-api-key" || normal == "authorization" || normal.starts_with("x-mcpwarden-")
+        })
+        .cloned()
+        .collect()
+}
+
+/// The wire answer for an upstream failure, or None when the failure is the client's.
+pub fn upstream_failure(e: &Error) -> Option<Denial> {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            Some(Denial::UpstreamTimeout)
+        }
+        _ if e.esource() == &ErrorSource::Upstream => Some(Denial::UpstreamUnreachable),
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+            Some(Denial::UpstreamUnreachable)
+        }
+        _ => None,
+    }
+}
