@@ -386,6 +386,11 @@ pub fn initialize(id: u64) -> String {
     .to_string()
 }
 
+/// Runs blocking HTTP off the runtime's workers, so an upstream on the runtime keeps serving.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
 /// Polls `check` every 50 ms for up to `secs` seconds.
 pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);

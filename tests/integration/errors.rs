@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::common::upstream::Mode;
 use crate::common::*;
-use crate::gateway::{blocking, setup, setup_with};
+use crate::gateway::{setup, setup_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_max_request_bytes_are_413_whether_declared_or_chunked() {

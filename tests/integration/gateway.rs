@@ -26,11 +26,6 @@ pub(crate) async fn setup(mode: Mode) -> Setup {
     setup_with(mode, "", DEFAULT_LIMITS).await
 }
 
-/// Runs blocking HTTP off the runtime's workers, so the upstream keeps serving.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_call_reaches_the_upstream_with_identity_and_without_credentials() {
     let s = setup(Mode::Stateless).await;

@@ -9,10 +9,6 @@ use crate::common::upstream::{self, Mode};
 use crate::common::*;
 use mcpwarden::auth::api_key::{ApiKey, hash_hex};
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
 fn search(addr: std::net::SocketAddr, key: &ApiKey) -> u16 {
     post(
         addr,
