@@ -94,14 +94,25 @@ pub fn client_fault(e: &Error) -> Option<Denial> {
 /// reaches CGI-style servers as the same variable as `X-Mcpwarden-Key`, so underscores count
 /// as dashes here.
 fn forbidden_headers(req: &RequestHeader) -> Vec<http::HeaderName> {
-    req.headers
-        .keys()
-        .filter(|name| {
-            let normal = name.as_str().replace('_', "-");
-            normal == "x-api-key" || normal == "authorization" || normal.starts_with("x-mcpwarden-")
-        })
-        .cloned()
-        .collect()
+    let forbidden = |name: &&http::HeaderName| {
+        let name = name.as_str().as_bytes();
+        dashed_eq(name, b"x-api-key")
+            || dashed_eq(name, b"authorization")
+            || (name.len() >= 12 && dashed_eq(&name[..12], b"x-mcpwarden-"))
+    };
+    // Most requests carry none: allocate only when there is something to remove.
+    if !req.headers.keys().any(|name| forbidden(&name)) {
+        return Vec::new();
+    }
+    req.headers.keys().filter(forbidden).cloned().collect()
+}
+
+/// `a == b` where `_` in `a` also matches `-` in `b` (names are already lowercase).
+fn dashed_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (*x == b'_' && *y == b'-'))
 }
 
 /// The wire answer for an upstream failure, or None when the failure is the client's.
@@ -115,5 +126,41 @@ pub fn upstream_failure(e: &Error) -> Option<Denial> {
             Some(Denial::UpstreamUnreachable)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_identity_headers_are_forbidden_in_any_spelling() {
+        let mut req = RequestHeader::build("POST", b"/mcp", None).unwrap();
+        for name in [
+            "X-Api-Key",
+            "x_api_key",
+            "Authorization",
+            "X_Mcpwarden_Key",
+            "x-mcpwarden-role",
+            "accept",
+            "x-mcpwardenx",
+        ] {
+            req.append_header(name.to_owned(), "v").unwrap();
+        }
+        let mut names: Vec<String> = forbidden_headers(&req)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "authorization",
+                "x-api-key",
+                "x-mcpwarden-role",
+                "x_api_key",
+                "x_mcpwarden_key"
+            ]
+        );
     }
 }
