@@ -53,7 +53,10 @@ pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
             continue;
         }
         last = now;
-        let _ = store.reload();
+        // Compiling reads the file and resolves the upstream's name: blocking work, kept off
+        // the runtime that also serves the admin endpoints.
+        let reloading = store.clone();
+        let _ = tokio::task::spawn_blocking(move || reloading.reload()).await;
     }
     drop(watcher);
     Ok(())
