@@ -17,9 +17,9 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 
 use crate::admin::{self, Admin};
-use crate::policy::store::{Store, now};
+use crate::policy::store::Store;
 use crate::proxy::Gateway;
-use crate::proxy::sessions::Sessions;
+use crate::proxy::sessions::SessionSeal;
 use crate::telemetry::metrics::Metrics;
 
 /// A task that runs beside the gateway on the side runtime (the demo's MCP server).
@@ -34,7 +34,6 @@ pub fn run(
     let policy = store.current();
     let server_spec = policy.server.clone();
     let inflight = Arc::new(AtomicUsize::new(0));
-    let sessions = Arc::new(Sessions::default());
     let ready = Arc::new(AtomicBool::new(false));
 
     // Bind the admin listener now, so a port in use fails start-up with a clear error.
@@ -72,14 +71,6 @@ pub fn run(
             }
         });
         side.spawn(admin::wait_until_listening(server_spec.listen, ready));
-        let swept = sessions.clone();
-        side.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                swept.expire(now());
-            }
-        });
         for task in side_tasks {
             side.spawn(task);
         }
@@ -99,7 +90,7 @@ pub fn run(
     let gateway = Gateway {
         store,
         metrics,
-        sessions,
+        seal: Arc::new(SessionSeal::random()),
         inflight: inflight.clone(),
     };
     let mut service = pingora::proxy::http_proxy_service(&server.configuration, gateway);

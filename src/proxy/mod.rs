@@ -32,7 +32,7 @@ use crate::policy::store::{Store, now};
 use crate::telemetry::metrics::Metrics;
 use request::{Checked, RETRY_BUFFER};
 use response::ToolsFilter;
-use sessions::Sessions;
+use sessions::SessionSeal;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -40,7 +40,8 @@ const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Gateway {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
-    pub sessions: Arc<Sessions>,
+    /// Seals the session ids the upstream issues to the identity that received them.
+    pub seal: Arc<SessionSeal>,
     /// Requests in flight across the process (drained on shutdown).
     pub inflight: Arc<AtomicUsize>,
 }
@@ -79,6 +80,8 @@ pub struct Ctx {
     tools_filter: Option<ToolsFilter>,
     /// The request body has been read to its end (so the connection may be kept).
     body_read: bool,
+    /// The upstream's own session id, unsealed from the client's `Mcp-Session-Id`.
+    upstream_session: Option<String>,
     outcome: &'static str,
 }
 
@@ -115,14 +118,13 @@ impl Gateway {
             return Err(Denial::MethodNotAllowed);
         }
         // check_shape made sure the header is single and visible ASCII.
-        if let Some(sid) = session.req_header().headers.get(SESSION_HEADER)
-            && let Ok(sid) = sid.to_str()
-            && self
-                .sessions
-                .check(sid, identity.workspace(), identity.key_id(), now())
-                == sessions::Check::Foreign
-        {
-            return Err(Denial::SessionNotFound);
+        if let Some(sid) = session.req_header().headers.get(SESSION_HEADER) {
+            let sid = sid.to_str().unwrap_or_default();
+            let upstream_id = self
+                .seal
+                .open(sid, identity.workspace(), identity.key_id())
+                .ok_or(Denial::SessionNotFound)?;
+            ctx.upstream_session = Some(upstream_id.to_owned());
         }
         ctx.identity = Some(identity);
         if method != http::Method::POST {
@@ -242,6 +244,7 @@ impl ProxyHttp for Gateway {
             denial: None,
             tools_filter: None,
             body_read: false,
+            upstream_session: None,
             outcome: "ok",
         }
     }
@@ -335,13 +338,16 @@ impl ProxyHttp for Gateway {
                 accept_encoding: ctx.checked.as_ref().is_some_and(|c| c.lists_tools),
             },
         )?;
+        if let Some(upstream_id) = &ctx.upstream_session {
+            req.insert_header(SESSION_HEADER, upstream_id.as_str())?;
+        }
         Ok(())
     }
 
-    /// Binds a new session to its identity, and prepares `tools/list` filtering.
+    /// Seals a new session id to its identity, and prepares `tools/list` filtering.
     async fn upstream_response_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -352,20 +358,17 @@ impl ProxyHttp for Gateway {
                 .inc();
         }
         let identity = ctx.identity.as_ref().expect("authenticated");
-        if let Some(sid) = resp
-            .headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            self.sessions
-                .bind(sid, identity.workspace(), identity.key_id(), now());
-        }
-        if session.req_header().method == http::Method::DELETE
-            && resp.status.is_success()
-            && let Some(sid) = session.req_header().headers.get(SESSION_HEADER)
-            && let Ok(sid) = sid.to_str()
-        {
-            self.sessions.unbind(sid);
+        if let Some(upstream_id) = resp.headers.get(SESSION_HEADER) {
+            // The client only ever sees the sealed id (a non-ASCII id cannot be sealed, nor
+            // used by a client: it is dropped).
+            let sealed = upstream_id
+                .to_str()
+                .ok()
+                .map(|id| self.seal.seal(id, identity.workspace(), identity.key_id()));
+            resp.remove_header(SESSION_HEADER);
+            if let Some(sealed) = sealed {
+                resp.insert_header(SESSION_HEADER, sealed)?;
+            }
         }
         if ctx.checked.as_ref().is_some_and(|c| c.lists_tools) && resp.status.is_success() {
             let content_type = resp

@@ -1,78 +1,68 @@
-//! Binds each MCP session id the upstream issues to the identity that received it.
+//! Binds each MCP session id the upstream issues to the identity that received it, without
+//! keeping any state.
 //!
-//! A leaked `Mcp-Session-Id` must be useless without its key: another identity presenting it
-//! is answered 404, as if the session were unknown. Bindings live outside the policy (a
-//! reload keeps them) in a lock-free map, and are dropped when the client DELETEs the session
-//! or after [`IDLE_EXPIRY`] without use, so memory follows live sessions.
+//! The gateway hands the client `<upstream id>.<tag>`, where the tag is an HMAC-SHA256 (128
+//! bits, hex) of the workspace, the key id and the upstream id under a secret drawn when the
+//! process starts. On the way in the tag is checked against the caller's identity in constant
+//! time and removed, so the upstream only ever sees its own id. A leaked session id is useless
+//! to any other key; an id the gateway never sealed — forged, or issued before a restart — is
+//! answered 404 like an unknown session, which MCP clients meet by initializing again.
+//! Nothing is stored per session, so memory does not grow with sessions and a restart or a
+//! DELETE needs no clean-up.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
-use dashmap::DashMap;
+/// Hex digits of the tag: 128 bits.
+const TAG_HEX: usize = 32;
 
-/// A binding unused for this long is forgotten (upstream servers expire sessions sooner).
-pub const IDLE_EXPIRY_SECS: i64 = 24 * 3600;
-
-#[derive(Debug)]
-struct Owner {
-    workspace: Arc<str>,
-    key: Arc<str>,
-    last_used: AtomicI64,
+pub struct SessionSeal {
+    secret: [u8; 32],
 }
 
-#[derive(Debug, Default)]
-pub struct Sessions {
-    owners: DashMap<Box<str>, Owner>,
+impl std::fmt::Debug for SessionSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSeal(<secret>)")
+    }
 }
 
-/// What a request's session id means for this identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    /// Bound to this identity, or not known to the gateway (the upstream decides).
-    Pass,
-    /// Bound to another identity.
-    Foreign,
-}
-
-impl Sessions {
-    pub fn check(&self, session_id: &str, workspace: &str, key: &str, now: i64) -> Check {
-        match self.owners.get(session_id) {
-            None => Check::Pass,
-            Some(owner) if &*owner.workspace == workspace && &*owner.key == key => {
-                owner.last_used.store(now, Ordering::Relaxed);
-                Check::Pass
-            }
-            Some(_) => Check::Foreign,
+impl SessionSeal {
+    /// A seal with a fresh random secret.
+    pub fn random() -> Self {
+        Self {
+            secret: rand::random(),
         }
     }
 
-    /// Binds `session_id` to the identity, unless it is already bound.
-    pub fn bind(&self, session_id: &str, workspace: &str, key: &str, now: i64) {
-        self.owners
-            .entry(session_id.into())
-            .or_insert_with(|| Owner {
-                workspace: workspace.into(),
-                key: key.into(),
-                last_used: AtomicI64::new(now),
-            });
+    /// The session id the client gets for the upstream's `upstream_id`.
+    pub fn seal(&self, upstream_id: &str, workspace: &str, key: &str) -> String {
+        let tag = hex::encode(self.tag(upstream_id, workspace, key));
+        format!("{upstream_id}.{tag}")
     }
 
-    pub fn unbind(&self, session_id: &str) {
-        self.owners.remove(session_id);
+    /// The upstream's id inside `client_id` when the gateway sealed it for this identity.
+    pub fn open<'a>(&self, client_id: &'a str, workspace: &str, key: &str) -> Option<&'a str> {
+        let (upstream_id, tag) = client_id.rsplit_once('.')?;
+        if tag.len() != TAG_HEX {
+            return None;
+        }
+        let given = hex::decode(tag).ok()?;
+        let expected = self.tag(upstream_id, workspace, key);
+        bool::from(given.ct_eq(&expected)).then_some(upstream_id)
     }
 
-    /// Forgets bindings idle for longer than [`IDLE_EXPIRY_SECS`].
-    pub fn expire(&self, now: i64) {
-        self.owners
-            .retain(|_, owner| now - owner.last_used.load(Ordering::Relaxed) < IDLE_EXPIRY_SECS);
-    }
-
-    pub fn len(&self) -> usize {
-        self.owners.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
+    fn tag(&self, upstream_id: &str, workspace: &str, key: &str) -> [u8; TAG_HEX / 2] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
+        // Length-prefixed, so no two (workspace, key, id) triples feed the same bytes.
+        for part in [workspace, key, upstream_id] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG_HEX / 2];
+        tag.copy_from_slice(&full[..TAG_HEX / 2]);
+        tag
     }
 }
 
@@ -81,34 +71,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_answers_only_to_the_identity_it_was_issued_to() {
-        let s = Sessions::default();
-        s.bind("abc", "acme", "full", 0);
-        assert_eq!(s.check("abc", "acme", "full", 1), Check::Pass);
-        assert_eq!(s.check("abc", "acme", "reader", 1), Check::Foreign);
-        assert_eq!(s.check("abc", "beta", "full", 1), Check::Foreign);
-        assert_eq!(s.check("unknown", "beta", "full", 1), Check::Pass);
+    fn a_sealed_id_opens_only_for_the_identity_it_was_sealed_for() {
+        let seal = SessionSeal::random();
+        let id = seal.seal("abc-123", "acme", "full");
+        assert_eq!(seal.open(&id, "acme", "full"), Some("abc-123"));
+        assert_eq!(seal.open(&id, "acme", "reader"), None);
+        assert_eq!(seal.open(&id, "beta", "full"), None);
     }
 
     #[test]
-    fn binding_twice_keeps_the_first_owner() {
-        let s = Sessions::default();
-        s.bind("abc", "acme", "full", 0);
-        s.bind("abc", "acme", "reader", 0);
-        assert_eq!(s.check("abc", "acme", "reader", 1), Check::Foreign);
+    fn ids_containing_dots_round_trip() {
+        let seal = SessionSeal::random();
+        let id = seal.seal("a.b.c", "acme", "full");
+        assert_eq!(seal.open(&id, "acme", "full"), Some("a.b.c"));
     }
 
     #[test]
-    fn unbound_and_idle_sessions_are_forgotten() {
-        let s = Sessions::default();
-        s.bind("a", "acme", "full", 0);
-        s.bind("b", "acme", "full", 0);
-        s.unbind("a");
-        assert_eq!(s.len(), 1);
-        s.check("b", "acme", "full", 100);
-        s.expire(100 + IDLE_EXPIRY_SECS - 1);
-        assert_eq!(s.len(), 1);
-        s.expire(100 + IDLE_EXPIRY_SECS);
-        assert!(s.is_empty());
+    fn unsealed_forged_or_foreign_ids_do_not_open() {
+        let seal = SessionSeal::random();
+        let other = SessionSeal::random();
+        let sealed = seal.seal("abc", "acme", "full");
+        for id in [
+            "abc",
+            "abc.",
+            "abc.zz",
+            &format!("abc.{}", "0".repeat(TAG_HEX)),
+            &other.seal("abc", "acme", "full"),
+            &sealed.replacen("abc", "abd", 1),
+        ] {
+            assert_eq!(seal.open(id, "acme", "full"), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn fields_cannot_be_shifted_between_workspace_and_key() {
+        let seal = SessionSeal::random();
+        let id = seal.seal("s", "ab", "c");
+        assert_eq!(seal.open(&id, "a", "bc"), None);
     }
 }

@@ -259,7 +259,8 @@ async fn a_session_id_is_useless_to_another_key() {
         key_header(&s.keys.full),
         key_header(&s.keys.reader),
     );
-    let resp = blocking(move || {
+    let calls = s.up.calls.clone();
+    let (foreign, unsealed) = blocking(move || {
         let sid = open_session(addr, &full).expect("a stateful upstream issues a session");
         let mine = post(
             addr,
@@ -267,15 +268,31 @@ async fn a_session_id_is_useless_to_another_key() {
             &call(2, "search_deals", json!({"query": "a"})),
         );
         assert_eq!(mine.status, 200, "{}", mine.text());
-        post(
+        // The upstream sees its own id; the client holds it sealed to its key.
+        let upstream_id = calls.header("mcp-session-id").unwrap();
+        let sealed = sid.trim_start_matches("Mcp-Session-Id: ");
+        assert!(
+            sealed.starts_with(&format!("{upstream_id}.")),
+            "{sealed} vs {upstream_id}"
+        );
+        let foreign = post(
             addr,
             &[&reader, &sid],
             &call(3, "search_deals", json!({"query": "a"})),
-        )
+        );
+        // The bare upstream id (as leaked from the upstream's logs, say) opens nothing.
+        let unsealed = post(
+            addr,
+            &[&full, &format!("Mcp-Session-Id: {upstream_id}")],
+            &call(4, "search_deals", json!({"query": "a"})),
+        );
+        (foreign, unsealed)
     })
     .await;
-    assert_eq!(resp.status, 404, "{}", resp.text());
-    assert_eq!(resp.json()["error"]["code"], -32001);
+    for resp in [foreign, unsealed] {
+        assert_eq!(resp.status, 404, "{}", resp.text());
+        assert_eq!(resp.json()["error"]["code"], -32001);
+    }
     assert_eq!(s.up.calls.count("search_deals"), 1);
 }
 
