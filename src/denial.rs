@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::mcp::jsonrpc::{self, Id};
 use crate::{auth, authorize};
 
 /// Something the gateway refuses, or an upstream failure it answers for.
@@ -43,9 +44,9 @@ pub struct Reply {
     pub close: bool,
 }
 
-/// Turns a denial into its reply. `id_raw` is the request's JSON-RPC id as raw JSON text
-/// (`"null"` when there is none or several).
-pub fn reply(denial: &Denial, id_raw: &str) -> Reply {
+/// Turns a denial into its reply, for the request's JSON-RPC `id` (null when there is none
+/// or several).
+pub fn reply(denial: &Denial, id: &Id) -> Reply {
     let (status, code, message, data): (u16, i32, String, Option<Value>) = match denial {
         Denial::Auth(e @ auth::Error::Conflict) => (400, -32001, e.to_string(), None),
         Denial::Auth(e) => (401, -32001, e.to_string(), None),
@@ -93,24 +94,20 @@ pub fn reply(denial: &Denial, id_raw: &str) -> Reply {
     Reply {
         status,
         headers,
-        body: error_body(id_raw, code, &message, data.as_ref()),
+        body: jsonrpc::error_response(id, code, &message, data.as_ref()),
         close: matches!(denial, Denial::TooLarge { .. } | Denial::BadFraming(_)),
     }
-}
-
-/// `{"jsonrpc":"2.0","id":<id>,"error":{"code":…,"message":…[,"data":…]}}`.
-fn error_body(id_raw: &str, code: i32, message: &str, data: Option<&Value>) -> Vec<u8> {
-    let mut error = json!({ "code": code, "message": message });
-    if let Some(data) = data {
-        error["data"] = data.clone();
-    }
-    let error = serde_json::to_string(&error).expect("a Value always serializes");
-    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id_raw},\"error\":{error}}}").into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The id of a request as the gateway would have classified it.
+    fn id(raw: &str) -> Id {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{raw},"method":"ping"}}"#);
+        jsonrpc::classify(body.as_bytes()).unwrap().first_id()
+    }
 
     fn body(reply: &Reply) -> Value {
         serde_json::from_slice(&reply.body).unwrap()
@@ -145,7 +142,7 @@ mod tests {
             (Denial::UpstreamTimeout, 504, -32006),
         ];
         for (denial, status, code) in table {
-            let reply = reply(&denial, "7");
+            let reply = reply(&denial, &id("7"));
             assert_eq!(reply.status, status, "{denial:?}");
             assert_eq!(body(&reply)["error"]["code"], code, "{denial:?}");
             assert_eq!(body(&reply)["id"], 7);
@@ -156,7 +153,7 @@ mod tests {
 
     #[test]
     fn unauthenticated_replies_carry_a_bearer_challenge() {
-        let reply = reply(&Denial::Auth(auth::Error::Invalid), "null");
+        let reply = reply(&Denial::Auth(auth::Error::Invalid), &Id::null());
         assert_eq!(
             header(&reply, "www-authenticate"),
             Some("Bearer realm=\"mcpwarden\"")
@@ -171,7 +168,7 @@ mod tests {
             required_scopes: vec!["crm:write".into()],
             missing_feature: None,
         });
-        let b = body(&reply(&denial, "\"a\""));
+        let b = body(&reply(&denial, &id("\"a\"")));
         assert_eq!(b["id"], "a");
         assert_eq!(b["error"]["data"]["requiredScopes"], json!(["crm:write"]));
         assert!(
@@ -184,7 +181,7 @@ mod tests {
 
     #[test]
     fn too_large_closes_the_connection() {
-        assert!(reply(&Denial::TooLarge { limit: 1 }, "null").close);
-        assert!(!reply(&Denial::NotJson, "null").close);
+        assert!(reply(&Denial::TooLarge { limit: 1 }, &Id::null()).close);
+        assert!(!reply(&Denial::NotJson, &Id::null()).close);
     }
 }

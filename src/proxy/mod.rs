@@ -174,7 +174,7 @@ impl Gateway {
 
     async fn send(&self, session: &mut Session, ctx: &mut Ctx, denial: &Denial) -> Result<u16> {
         ctx.outcome = outcome_of(denial);
-        let reply = denial::reply(denial, ctx.id.as_raw());
+        let reply = denial::reply(denial, &ctx.id);
         let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
         for (name, value) in &reply.headers {
             header.insert_header(*name, value)?;

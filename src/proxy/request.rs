@@ -370,6 +370,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(d, Denial::InvalidRequest(_)));
-        let _ = id;
+        // The id is still read from a message that is not valid JSON-RPC, so the error
+        // answers it.
+        assert_eq!(id.as_raw(), "9");
     }
 }
