@@ -386,6 +386,24 @@ pub fn initialize(id: u64) -> String {
     .to_string()
 }
 
+/// Tool-call arguments from a JSON object literal.
+pub fn args(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().unwrap().clone()
+}
+
+/// The names of the tools an MCP client is shown, sorted.
+pub async fn tool_names(client: &rmcp::Peer<rmcp::RoleClient>) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs blocking HTTP off the runtime's workers, so an upstream on the runtime keeps serving.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()

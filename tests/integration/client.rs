@@ -10,7 +10,7 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::upstream::{self, Mode};
 use crate::common::*;
@@ -39,10 +39,6 @@ fn config(
         .custom_headers(headers)
 }
 
-fn args(value: Value) -> serde_json::Map<String, Value> {
-    value.as_object().unwrap().clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rmcp_client_with_a_read_only_key_sees_and_calls_only_what_it_may() {
     for mode in [Mode::Stateful, Mode::StatefulJson, Mode::Stateless] {
@@ -50,14 +46,7 @@ async fn an_rmcp_client_with_a_read_only_key_sees_and_calls_only_what_it_may() {
         let transport = StreamableHttpClientTransport::from_config(config(&gw, &keys.reader));
         let client = ().serve(transport).await.unwrap();
 
-        let mut names: Vec<String> = client
-            .list_all_tools()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect();
-        names.sort();
+        let names = crate::common::tool_names(&client).await;
         assert_eq!(
             names,
             [

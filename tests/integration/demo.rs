@@ -1,13 +1,10 @@
 //! The demo MCP server on a real socket, driven by rmcp's streamable-HTTP client.
 
+use crate::common::args;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
-
-fn args(value: Value) -> serde_json::Map<String, Value> {
-    value.as_object().unwrap().clone()
-}
 
 #[tokio::test]
 async fn demo_server_lists_its_tools_and_answers_over_http() {
@@ -21,14 +18,7 @@ async fn demo_server_lists_its_tools_and_answers_over_http() {
     let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
     let client = ().serve(transport).await.unwrap();
 
-    let mut names: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    names.sort();
+    let names = crate::common::tool_names(&client).await;
     assert_eq!(
         names,
         [

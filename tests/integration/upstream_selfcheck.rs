@@ -1,5 +1,6 @@
 //! The test upstream itself, in each mode, driven by rmcp's client and by plain HTTP.
 
+use crate::common::args;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -9,10 +10,6 @@ use sha2::{Digest, Sha256};
 use crate::common::upstream::{self, Mode};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"selfcheck","version":"1"}}}"#;
-
-fn args(value: Value) -> serde_json::Map<String, Value> {
-    value.as_object().unwrap().clone()
-}
 
 async fn drive(mode: Mode) {
     let up = upstream::start(mode).await;
