@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::mcp::jsonrpc::{self, Id};
-use crate::{auth, authorize};
+use crate::{auth, authorize, limits};
 
 /// Something the gateway refuses, or an upstream failure it answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,12 @@ pub enum Denial {
     MethodNotAllowed,
     /// A session id the upstream issued to another identity.
     SessionNotFound,
+    /// The key's rate or concurrency limit.
+    Limited(limits::Denied),
+    /// The client's address has spent its budget of failed authentications.
+    AuthThrottled {
+        retry_after: u64,
+    },
     UpstreamUnreachable,
     UpstreamTimeout,
 }
@@ -76,6 +82,18 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
             None,
         ),
         Denial::SessionNotFound => (404, -32001, "session not found".into(), None),
+        Denial::Limited(d) => (
+            429,
+            -32004,
+            d.to_string(),
+            Some(json!({ "retryAfterSeconds": d.retry_after() })),
+        ),
+        Denial::AuthThrottled { retry_after } => (
+            429,
+            -32004,
+            "too many failed authentications from this address".into(),
+            Some(json!({ "retryAfterSeconds": retry_after })),
+        ),
         Denial::UpstreamUnreachable => {
             (502, -32006, "upstream MCP server unreachable".into(), None)
         }
@@ -88,6 +106,25 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
             headers.push(("www-authenticate", "Bearer realm=\"mcpwarden\"".to_owned()))
         }
         Denial::MethodNotAllowed => headers.push(("allow", "POST, GET, DELETE".to_owned())),
+        Denial::Limited(d) => {
+            headers.push(("retry-after", d.retry_after().to_string()));
+            if let limits::Denied::Rate {
+                requests_per_minute,
+                retry_after,
+            }
+            | limits::Denied::OverBurst {
+                requests_per_minute,
+                retry_after,
+                ..
+            } = d
+            {
+                headers.push(("ratelimit-policy", rate_limit_policy(*requests_per_minute)));
+                headers.push(("ratelimit", rate_limit(0, *retry_after)));
+            }
+        }
+        Denial::AuthThrottled { retry_after } => {
+            headers.push(("retry-after", retry_after.to_string()))
+        }
         _ => {}
     }
     headers.push(("cache-control", "no-store".to_owned()));
@@ -97,6 +134,16 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
         body: jsonrpc::error_response(id, code, &message, data.as_ref()),
         close: matches!(denial, Denial::TooLarge { .. } | Denial::BadFraming(_)),
     }
+}
+
+/// `RateLimit-Policy` (IETF httpapi draft): the key's quota over a 60-second window.
+pub fn rate_limit_policy(requests_per_minute: u32) -> String {
+    format!("\"default\";q={requests_per_minute};w=60")
+}
+
+/// `RateLimit`: whole tokens left and seconds until the bucket is full.
+pub fn rate_limit(remaining: u32, reset: u64) -> String {
+    format!("\"default\";r={remaining};t={reset}")
 }
 
 #[cfg(test)]
@@ -140,6 +187,12 @@ mod tests {
             (Denial::SessionNotFound, 404, -32001),
             (Denial::UpstreamUnreachable, 502, -32006),
             (Denial::UpstreamTimeout, 504, -32006),
+            (
+                Denial::Limited(limits::Denied::Concurrency { limit: 3 }),
+                429,
+                -32004,
+            ),
+            (Denial::AuthThrottled { retry_after: 2 }, 429, -32004),
         ];
         for (denial, status, code) in table {
             let reply = reply(&denial, &id("7"));
@@ -177,6 +230,36 @@ mod tests {
                 .unwrap()
                 .contains("create_deal")
         );
+    }
+
+    #[test]
+    fn a_rate_limited_request_is_told_when_to_retry_in_headers_and_body() {
+        let denial = Denial::Limited(limits::Denied::Rate {
+            requests_per_minute: 100,
+            retry_after: 3,
+        });
+        let reply = reply(&denial, &id("7"));
+        assert_eq!(reply.status, 429);
+        assert_eq!(header(&reply, "retry-after"), Some("3"));
+        assert_eq!(header(&reply, "cache-control"), Some("no-store"));
+        assert_eq!(
+            header(&reply, "ratelimit-policy"),
+            Some("\"default\";q=100;w=60")
+        );
+        assert_eq!(header(&reply, "ratelimit"), Some("\"default\";r=0;t=3"));
+        assert_eq!(
+            String::from_utf8(reply.body).unwrap(),
+            r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32004,"message":"rate limit exceeded: 100 requests per minute","data":{"retryAfterSeconds":3}}}"#
+        );
+    }
+
+    #[test]
+    fn a_concurrency_refusal_says_retry_in_one_second() {
+        let denial = Denial::Limited(limits::Denied::Concurrency { limit: 10 });
+        let reply = reply(&denial, &Id::null());
+        assert_eq!(header(&reply, "retry-after"), Some("1"));
+        assert_eq!(header(&reply, "ratelimit"), None);
+        assert_eq!(body(&reply)["error"]["data"]["retryAfterSeconds"], 1);
     }
 
     #[test]

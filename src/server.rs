@@ -17,9 +17,12 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 
 use crate::admin::{self, Admin};
+use crate::limits::auth_failures::AuthFailures;
+use crate::limits::{Limiter, LocalLimiter, Subject};
 use crate::policy::store::Store;
 use crate::proxy::Gateway;
 use crate::proxy::sessions::SessionSeal;
+use crate::telemetry::inflight::Inflight;
 use crate::telemetry::metrics::Metrics;
 
 /// A task that runs beside the gateway on the side runtime (the demo's MCP server).
@@ -35,6 +38,9 @@ pub fn run(
     let server_spec = policy.server.clone();
     let inflight = Arc::new(AtomicUsize::new(0));
     let ready = Arc::new(AtomicBool::new(false));
+    let limiter = Arc::new(LocalLimiter::default());
+    let auth_failures = Arc::new(AuthFailures::default());
+    metrics.register(Box::new(Inflight::new(store.clone(), limiter.clone())));
 
     // Bind the admin listener now, so a port in use fails start-up with a clear error.
     let admin_listener = std::net::TcpListener::bind(server_spec.admin_listen)
@@ -71,6 +77,11 @@ pub fn run(
             }
         });
         side.spawn(admin::wait_until_listening(server_spec.listen, ready));
+        side.spawn(housekeeping(
+            store.clone(),
+            limiter.clone(),
+            auth_failures.clone(),
+        ));
         for task in side_tasks {
             side.spawn(task);
         }
@@ -92,6 +103,8 @@ pub fn run(
         metrics,
         seal: Arc::new(SessionSeal::random()),
         inflight: inflight.clone(),
+        limiter,
+        auth_failures,
     };
     let mut service = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     service.add_tcp(&server_spec.listen.to_string());
@@ -102,6 +115,28 @@ pub fn run(
     });
     side.shutdown_timeout(Duration::from_millis(200));
     Ok(())
+}
+
+/// Keeps limiter memory in step with the policy and with the keys in use: a key's state goes
+/// within a second of a reload that removes it, and idle state (full buckets, nothing in
+/// flight) every minute.
+async fn housekeeping<L: Limiter>(store: Arc<Store>, limiter: Arc<L>, failures: Arc<AuthFailures>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut generation = store.generation();
+    for n in 1u64.. {
+        tick.tick().await;
+        if store.generation() != generation {
+            generation = store.generation();
+            let policy = store.current();
+            let live: std::collections::HashSet<Subject> =
+                policy.keys.values().map(|k| Subject::of_key(k)).collect();
+            limiter.retain(&|s| live.contains(s));
+        }
+        if n % 60 == 0 {
+            limiter.shrink();
+            failures.shrink();
+        }
+    }
 }
 
 /// SIGTERM or SIGINT: a graceful stop that exits as soon as nothing is in flight.

@@ -14,6 +14,8 @@ mod demo;
 mod errors;
 #[path = "integration/gateway.rs"]
 mod gateway;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/reload.rs"]
 mod reload;
 #[path = "integration/upstream_selfcheck.rs"]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use crate::limits::Subject;
 use crate::policy::{Key, Limits, Policy};
 
 /// Why a request has no identity. Each maps to one `reason` label and one wire answer.
@@ -76,6 +77,11 @@ impl Identity {
 
     pub fn limits(&self) -> &Limits {
         &self.key.limits
+    }
+
+    /// Whose limits apply: this key of this workspace.
+    pub fn subject(&self) -> Subject {
+        Subject::of_key(&self.key)
     }
 
     /// True when both are the same key of the same workspace.

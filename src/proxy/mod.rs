@@ -26,6 +26,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::auth::{self, Identity};
 use crate::authorize;
 use crate::denial::{self, Denial};
+use crate::limits::auth_failures::AuthFailures;
+use crate::limits::{Admission, Limiter, LocalLimiter};
 use crate::mcp::jsonrpc::Id;
 use crate::policy::Policy;
 use crate::policy::store::{Store, now};
@@ -37,13 +39,17 @@ use sessions::SessionSeal;
 const SESSION_HEADER: &str = "mcp-session-id";
 
 /// The gateway: shared state every request reads.
-pub struct Gateway {
+pub struct Gateway<L = LocalLimiter> {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     /// Seals the session ids the upstream issues to the identity that received them.
     pub seal: Arc<SessionSeal>,
     /// Requests in flight across the process (drained on shutdown).
     pub inflight: Arc<AtomicUsize>,
+    /// Per-key rate and concurrency state.
+    pub limiter: Arc<L>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<AuthFailures>,
 }
 
 /// Counts a request in flight for as long as its context lives.
@@ -82,6 +88,9 @@ pub struct Ctx {
     body_read: bool,
     /// The upstream's own session id, unsealed from the client's `Mcp-Session-Id`.
     upstream_session: Option<String>,
+    /// The key's concurrency slot and bucket status, once the request is admitted. Dropped
+    /// with the context, after the response (a whole SSE stream) has ended.
+    admission: Option<Admission>,
     outcome: &'static str,
 }
 
@@ -93,7 +102,7 @@ impl Ctx {
     }
 }
 
-impl Gateway {
+impl<L: Limiter> Gateway<L> {
     /// Everything `request_filter` decides, in the contract's order. `Err` is the answer.
     async fn admit(
         &self,
@@ -104,12 +113,24 @@ impl Gateway {
         let method = session.req_header().method.clone();
         let headers = &session.req_header().headers;
         let length = request::check_shape(&method, headers)?;
+        let client_ip = client_ip(session);
+        if let Some(retry_after) = client_ip.and_then(|ip| self.auth_failures.blocked(ip)) {
+            return Err(Denial::AuthThrottled { retry_after });
+        }
         let identity = auth::authenticate(headers, policy, now()).map_err(|e| {
             self.metrics
                 .auth_failures
                 .with_label_values(&[e.reason()])
                 .inc();
-            Denial::Auth(e)
+            // A request with no credential at all is not a guess.
+            let spent = match (e, client_ip) {
+                (auth::Error::Missing, _) | (_, None) => None,
+                (_, Some(ip)) => self.auth_failures.record(ip),
+            };
+            match spent {
+                Some(retry_after) => Denial::AuthThrottled { retry_after },
+                None => Denial::Auth(e),
+            }
         })?;
         if method != http::Method::POST
             && method != http::Method::GET
@@ -128,7 +149,7 @@ impl Gateway {
         }
         ctx.identity = Some(identity);
         if method != http::Method::POST {
-            return Ok(());
+            return self.limit(ctx, 1).await;
         }
         let limit = ctx
             .identity
@@ -141,7 +162,9 @@ impl Gateway {
             Some(n) if n <= RETRY_BUFFER => {
                 let body = read_whole_body(session, n).await?;
                 ctx.body_read = true;
-                self.check_body(session, ctx, policy, &body)
+                self.check_body(session, ctx, policy, &body)?;
+                self.limit(ctx, ctx.checked.as_ref().map_or(1, |c| c.cost))
+                    .await
             }
             _ => {
                 // Grows as chunks arrive; a large declared length reserves nothing up front.
@@ -168,6 +191,29 @@ impl Gateway {
             Err((denial, id)) => {
                 ctx.id = id;
                 Err(denial)
+            }
+        }
+    }
+
+    /// Steps 3 and 4 of the contract: the key's rate, then its concurrency. The slot is kept
+    /// in the context until the request ends.
+    async fn limit(&self, ctx: &mut Ctx, cost: u32) -> Result<(), Denial> {
+        let identity = ctx.identity.as_ref().expect("authenticated first");
+        match self
+            .limiter
+            .admit(&identity.subject(), identity.limits(), cost)
+            .await
+        {
+            Ok(admission) => {
+                ctx.admission = Some(admission);
+                Ok(())
+            }
+            Err(denied) => {
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&[identity.workspace(), identity.key_id(), denied.label()])
+                    .inc();
+                Err(Denial::Limited(denied))
             }
         }
     }
@@ -220,16 +266,24 @@ async fn read_whole_body(session: &mut Session, length: u64) -> Result<BytesMut,
     Ok(body)
 }
 
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
 fn outcome_of(denial: &Denial) -> &'static str {
     match denial {
         Denial::TooLarge { .. } => "too_large",
         Denial::UpstreamUnreachable | Denial::UpstreamTimeout => "upstream_error",
+        Denial::Limited(_) | Denial::AuthThrottled { .. } => "rate_limited",
         _ => "denied",
     }
 }
 
 #[async_trait]
-impl ProxyHttp for Gateway {
+impl<L: Limiter> ProxyHttp for Gateway<L> {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
@@ -245,6 +299,7 @@ impl ProxyHttp for Gateway {
             tools_filter: None,
             body_read: false,
             upstream_session: None,
+            admission: None,
             outcome: "ok",
         }
     }
@@ -313,6 +368,11 @@ impl ProxyHttp for Gateway {
             ctx.denial = Some(denial);
             return Error::e_explain(ErrorType::HTTPStatus(403), "request refused by policy");
         }
+        let cost = ctx.checked.as_ref().map_or(1, |c| c.cost);
+        if let Err(denial) = self.limit(ctx, cost).await {
+            ctx.denial = Some(denial);
+            return Error::e_explain(ErrorType::HTTPStatus(429), "request over the key's limits");
+        }
         *body = Some(whole);
         Ok(())
     }
@@ -324,10 +384,7 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let client_ip = client_ip(session);
         forward::rewrite_request(
             req,
             &ctx.policy.as_ref().expect("set in request_filter").upstream,
@@ -387,6 +444,21 @@ impl ProxyHttp for Gateway {
             resp.remove_header(&http::header::CONTENT_LENGTH);
             resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
             ctx.tools_filter = Some(filter);
+        }
+        Ok(())
+    }
+
+    /// Tells the client how its key's bucket stands (`RateLimit-Policy`, `RateLimit`).
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(admission) = &ctx.admission {
+            let rate = admission.rate;
+            resp.insert_header("ratelimit-policy", denial::rate_limit_policy(rate.quota))?;
+            resp.insert_header("ratelimit", denial::rate_limit(rate.remaining, rate.reset))?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! or from fixed sets (outcome, reason, result, kind), never from raw request input, so a
 //! client cannot grow the number of series.
 
+use prometheus::core::Collector;
 use prometheus::{Encoder, Gauge, IntCounterVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
@@ -13,6 +14,7 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
     pub policy_last_reload_success: Gauge,
     pub upstream_errors: IntCounterVec,
+    pub rate_limited: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -54,6 +56,12 @@ impl Metrics {
             "Upstream failures by kind.",
             &["kind"],
         );
+        let rate_limited = counter_vec(
+            &registry,
+            "mcpwarden_rate_limited_total",
+            "Requests refused with 429 by key and limit (rate, concurrency).",
+            &["workspace", "key", "limit"],
+        );
         let policy_last_reload_success = Gauge::with_opts(Opts::new(
             "mcpwarden_policy_last_reload_success_timestamp_seconds",
             "When the policy last loaded successfully (Unix seconds).",
@@ -76,7 +84,13 @@ impl Metrics {
             policy_reloads,
             policy_last_reload_success,
             upstream_errors,
+            rate_limited,
         }
+    }
+
+    /// Adds a collector whose values are read at scrape time (gauges over live state).
+    pub fn register(&self, collector: Box<dyn Collector>) {
+        self.registry.register(collector).expect("registered once");
     }
 
     /// The Prometheus text exposition of every metric.

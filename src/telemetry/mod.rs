@@ -1,3 +1,4 @@
 //! Metrics and logs.
 
+pub mod inflight;
 pub mod metrics;

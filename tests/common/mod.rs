@@ -420,3 +420,67 @@ pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// Opens a request and returns the stream after its response head, with the head.
+pub fn open(addr: std::net::SocketAddr, request: &str) -> (TcpStream, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
+            let rest = buf[at + 4..].to_vec();
+            return (stream, head, rest);
+        }
+        let n = stream.read(&mut chunk).expect("response head in time");
+        assert!(n > 0, "closed before the response head");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads until `needle` has arrived; panics on timeout (the read timeout) or close.
+pub fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) {
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let n = stream
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"));
+        assert!(
+            n > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Initializes a session and returns its `Mcp-Session-Id: …` header line.
+pub fn session(addr: std::net::SocketAddr, key: &str) -> String {
+    let resp = post(addr, &[key], &initialize(1));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let header = format!("Mcp-Session-Id: {}", resp.header("mcp-session-id").unwrap());
+    let note =
+        serde_json::json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
+    assert_eq!(post(addr, &[key, &header], &note).status, 202);
+    header
+}
+
+/// The value of the series `name{labels…}` in a Prometheus text exposition (labels in any
+/// order; the series may carry more labels than these).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse().unwrap())
+}

@@ -2,9 +2,6 @@
 //! standalone SSE streams, session deletion, and SSE that is streamed rather than buffered.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -143,43 +140,6 @@ async fn the_stateless_2026_revision_passes_with_its_headers() {
     );
 }
 
-/// Opens a request and returns the stream after its response head, with the head.
-fn open(addr: std::net::SocketAddr, request: &str) -> (TcpStream, String, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
-            let rest = buf[at + 4..].to_vec();
-            return (stream, head, rest);
-        }
-        let n = stream.read(&mut chunk).expect("response head in time");
-        assert!(n > 0, "closed before the response head");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Reads until `needle` has arrived; panics on timeout (the read timeout) or close.
-fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) {
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(seen).contains(needle) {
-        let n = stream
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"));
-        assert!(
-            n > 0,
-            "closed before {needle:?}: {}",
-            String::from_utf8_lossy(seen)
-        );
-        seen.extend_from_slice(&chunk[..n]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_reach_the_client_while_the_tool_is_still_running() {
     let (up, gw, keys) = start(Mode::Stateful).await;
@@ -208,16 +168,6 @@ async fn sse_events_reach_the_client_while_the_tool_is_still_running() {
     })
     .await
     .unwrap();
-}
-
-/// Initializes a session and returns its `Mcp-Session-Id: …` header line.
-fn session(addr: std::net::SocketAddr, key: &str) -> String {
-    let resp = post(addr, &[key], &initialize(1));
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    let header = format!("Mcp-Session-Id: {}", resp.header("mcp-session-id").unwrap());
-    let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
-    assert_eq!(post(addr, &[key, &header], &note).status, 202);
-    header
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
