@@ -79,7 +79,9 @@ impl Drop for Permit {
 /// Rate and concurrency state for every key in use, in this process.
 #[derive(Debug)]
 pub struct LocalLimiter {
-    records: DashMap<Subject, Arc<Record>>,
+    /// aHash rather than SipHash: subjects come from the policy, not from clients, and it
+    /// halves the cost of the lookup.
+    records: DashMap<Subject, Arc<Record>, ahash::RandomState>,
     clock: Clock,
 }
 
@@ -92,7 +94,7 @@ impl Default for LocalLimiter {
 impl LocalLimiter {
     pub fn new(clock: Clock) -> Self {
         Self {
-            records: DashMap::new(),
+            records: DashMap::default(),
             clock,
         }
     }
@@ -106,7 +108,8 @@ impl LocalLimiter {
         self.records.is_empty()
     }
 
-    fn admit_now(
+    /// [`Limiter::admit`] without the future: the in-process limiter never waits.
+    pub fn admit_blocking(
         &self,
         subject: &Subject,
         limits: &Limits,
@@ -163,7 +166,7 @@ impl Limiter for LocalLimiter {
         limits: &Limits,
         cost: u32,
     ) -> Result<Admission, Denied> {
-        self.admit_now(subject, limits, cost)
+        self.admit_blocking(subject, limits, cost)
     }
 
     fn inflight(&self, subject: &Subject) -> u32 {

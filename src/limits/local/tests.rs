@@ -19,7 +19,7 @@ fn limits(rpm: u32, burst: u32, concurrent: u32) -> Limits {
 }
 
 fn admit(l: &LocalLimiter, s: &Subject, lim: &Limits, cost: u32) -> Result<Admission, Denied> {
-    l.admit_now(s, lim, cost)
+    l.admit_blocking(s, lim, cost)
 }
 
 #[test]
