@@ -135,6 +135,7 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
     };
     let (workspaces, keys) = access::workspaces(&mut cx, &spec.workspaces, &defaults);
     access::check_features(&mut cx, &spec, &workspaces);
+    access::warn_costs_over_burst(&mut cx, &spec.tools, &keys);
 
     if !cx.diagnostics.is_empty() {
         return Err(cx.into_error());

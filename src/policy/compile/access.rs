@@ -184,6 +184,31 @@ pub(crate) fn default_methods() -> Vec<Rule> {
 /// Every key, by the SHA-256 of the whole key string.
 pub(crate) type KeyMap = HashMap<[u8; 32], Arc<Key>>;
 
+/// A tool rule whose `cost` is more than some key's `burst` can never pass for that key (429
+/// every time). Not an error — that key may not be meant to call those tools — but worth a
+/// line from `check`.
+pub(crate) fn warn_costs_over_burst(cx: &mut Cx, rules: &[Spanned<RuleSpec>], keys: &KeyMap) {
+    let Some(smallest) = keys
+        .values()
+        .min_by_key(|k| (k.limits.burst, &k.workspace.name, &k.id))
+    else {
+        return;
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(cost) = &rule.value.cost
+            && cost.value > u64::from(smallest.limits.burst)
+        {
+            cx.warn(
+                cost.referenced,
+                format!(
+                    "tools[{i}].cost is {}, more than the burst of key {}/{} ({}): its calls to these tools will always be refused",
+                    cost.value, smallest.workspace.name, smallest.id, smallest.limits.burst
+                ),
+            );
+        }
+    }
+}
+
 /// Workspaces in name order, and every key by its hash.
 pub(crate) fn workspaces(
     cx: &mut Cx,

@@ -172,3 +172,26 @@ fn yaml_alias_expansion_is_bounded() {
     assert!(diags[0].line > 0, "{diags:?}");
     assert!(diags[0].message.contains("budget"), "{diags:?}");
 }
+
+#[test]
+fn a_tool_cost_over_a_key_burst_is_a_warning() {
+    let src = base(
+        "limits:
+  burst: 4
+tools:
+  - match: ask
+    requires: [crm:read]
+    cost: 5
+  - match: search
+    requires: [crm:read]
+    cost: 4
+",
+    );
+    let p = ok(&src);
+    assert_eq!(
+        p.warnings,
+        [
+            "p.yaml:9:11: tools[0].cost is 5, more than the burst of key acme/one (4): its calls to these tools will always be refused"
+        ]
+    );
+}
