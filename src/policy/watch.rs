@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -24,7 +25,7 @@ pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
     let folder = folder_of(store.path());
     let file_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| may_change_content(&e.kind)) {
             let _ = file_tx.send(false);
         }
     })?;
@@ -62,6 +63,17 @@ pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
     Ok(())
 }
 
+/// Opening, reading and closing a file changes nothing, and the watcher's own reads of the
+/// policy would otherwise wake it again after every check, for ever.
+fn may_change_content(kind: &EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        )
+    )
+}
+
 fn folder_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -73,4 +85,30 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
     std::fs::read(path)
         .ok()
         .map(|bytes| Sha256::digest(&bytes).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, ModifyKind, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn reading_the_file_is_not_a_change_but_writing_or_renaming_it_is() {
+        let reads = [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ];
+        assert!(reads.iter().all(|k| !may_change_content(k)));
+        let writes = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(notify::event::RemoveKind::Any),
+            EventKind::Any,
+        ];
+        assert!(writes.iter().all(may_change_content));
+    }
 }
