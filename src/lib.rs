@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod cli;
 pub mod demo;
 pub mod denial;
+pub mod limits;
 pub mod mcp;
 pub mod policy;
 pub mod proxy;
