@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "integration/cap.rs"]
+mod cap;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/client.rs"]

@@ -15,6 +15,7 @@ pub mod auth_failures;
 pub mod clock;
 pub mod local;
 pub mod rate;
+pub mod response_cap;
 
 use std::future::Future;
 use std::sync::Arc;

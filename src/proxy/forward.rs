@@ -26,12 +26,10 @@ pub struct Strip {
     /// The gateway answered `Expect: 100-continue` and holds the whole body; an upstream's
     /// own 100 would reach the client as a second interim response.
     pub expect: bool,
-    /// The result is filtered on the way back (`tools/list`), which needs it uncompressed.
-    pub accept_encoding: bool,
 }
 
-/// Rewrites the request for the upstream: credentials and forged identity out; identity,
-/// `X-Forwarded-*`, `Host` and `upstream.headers` in.
+/// Rewrites the request for the upstream: credentials, forged identity and `Accept-Encoding`
+/// out; identity, `X-Forwarded-*`, `Host` and `upstream.headers` in.
 pub fn rewrite_request(
     req: &mut RequestHeader,
     upstream: &Upstream,
@@ -45,9 +43,9 @@ pub fn rewrite_request(
     if strip.expect {
         req.remove_header(&http::header::EXPECT);
     }
-    if strip.accept_encoding {
-        req.remove_header(&http::header::ACCEPT_ENCODING);
-    }
+    // The response cap and the tools/list filter read and cut bodies: ask for them
+    // uncompressed (a body encoded anyway is never cut, only passed or refused whole).
+    req.remove_header(&http::header::ACCEPT_ENCODING);
     req.insert_header(IDENTITY_HEADERS[0], identity.workspace())?;
     req.insert_header(IDENTITY_HEADERS[1], identity.key_id())?;
     req.insert_header(IDENTITY_HEADERS[2], identity.scopes_header())?;

@@ -27,16 +27,21 @@ use crate::auth::{self, Identity};
 use crate::authorize;
 use crate::denial::{self, Denial};
 use crate::limits::auth_failures::AuthFailures;
+use crate::limits::response_cap::Cap;
 use crate::limits::{Admission, Limiter, LocalLimiter};
 use crate::mcp::jsonrpc::Id;
 use crate::policy::Policy;
 use crate::policy::store::{Store, now};
 use crate::telemetry::metrics::Metrics;
 use request::{Checked, RETRY_BUFFER};
-use response::ToolsFilter;
+use response::{ToolsFilter, cap_response};
 use sessions::SessionSeal;
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The error that closes a GET stream the response cap has ended (see
+/// `upstream_response_body_filter`).
+const CAP_ENDED_STREAM: ErrorType = ErrorType::Custom("response cap ended the stream");
 
 /// The gateway: shared state every request reads.
 pub struct Gateway<L = LocalLimiter> {
@@ -84,6 +89,10 @@ pub struct Ctx {
     /// `fail_to_proxy` to answer.
     denial: Option<Denial>,
     tools_filter: Option<ToolsFilter>,
+    /// The response size cap, after `tools_filter`; `None` for a response without a body.
+    cap: Option<Cap>,
+    /// The cap's cut was counted (once per response).
+    truncated: bool,
     /// The request body has been read to its end (so the connection may be kept).
     body_read: bool,
     /// The upstream's own session id, unsealed from the client's `Mcp-Session-Id`.
@@ -297,6 +306,8 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             body: BodyPlan::Pass,
             denial: None,
             tools_filter: None,
+            cap: None,
+            truncated: false,
             body_read: false,
             upstream_session: None,
             admission: None,
@@ -392,7 +403,6 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             client_ip,
             forward::Strip {
                 expect: ctx.body_read,
-                accept_encoding: ctx.checked.as_ref().is_some_and(|c| c.lists_tools),
             },
         )?;
         if let Some(upstream_id) = &ctx.upstream_session {
@@ -401,7 +411,8 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         Ok(())
     }
 
-    /// Seals a new session id to its identity, and prepares `tools/list` filtering.
+    /// Seals a new session id to its identity, and prepares `tools/list` filtering and the
+    /// response cap (which decide here whether the headers still describe the body).
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
@@ -445,6 +456,12 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
             ctx.tools_filter = Some(filter);
         }
+        let tools_call = ctx
+            .checked
+            .as_ref()
+            .is_some_and(|c| c.method == "tools/call");
+        let limit = identity.limits().max_response_bytes;
+        ctx.cap = cap_response(resp, limit, ctx.id.clone(), tools_call)?;
         Ok(())
     }
 
@@ -463,21 +480,42 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         Ok(())
     }
 
+    /// Runs each chunk through the `tools/list` filter, then the response cap; counts the
+    /// cap's cut once.
     fn upstream_response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<std::time::Duration>> {
-        let Some(filter) = ctx.tools_filter.as_mut() else {
+        if let Some(filter) = ctx.tools_filter.as_mut() {
+            let policy = ctx.policy.as_ref().expect("set in request_filter");
+            let identity = ctx.identity.as_ref().expect("authenticated");
+            let allowed = |tool: &str| authorize::tool_allowed(policy, identity, tool);
+            let chunk = body.take().unwrap_or_default();
+            *body = Some(filter.push(&chunk, end_of_stream, &allowed));
+        }
+        let Some(cap) = ctx.cap.as_mut() else {
             return Ok(None);
         };
-        let policy = ctx.policy.as_ref().expect("set in request_filter");
-        let identity = ctx.identity.as_ref().expect("authenticated");
-        let allowed = |tool: &str| authorize::tool_allowed(policy, identity, tool);
         let chunk = body.take().unwrap_or_default();
-        *body = Some(filter.push(&chunk, end_of_stream, &allowed));
+        if cap.cut() && !chunk.is_empty() && session.req_header().method == http::Method::GET {
+            // A GET stream may never end by itself: once cut, close it at the next event so
+            // the client reconnects instead of waiting on a stream that passes nothing.
+            return Error::e_explain(CAP_ENDED_STREAM, "the response cap ended a GET stream");
+        }
+        *body = Some(cap.push(chunk, end_of_stream));
+        let cut = cap.cut() || ctx.tools_filter.as_ref().is_some_and(ToolsFilter::cut);
+        if cut && !ctx.truncated {
+            ctx.truncated = true;
+            ctx.outcome = "too_large";
+            let (workspace, key) = ctx.identity_labels();
+            self.metrics
+                .responses_truncated
+                .with_label_values(&[workspace, key])
+                .inc();
+        }
         Ok(None)
     }
 
@@ -527,13 +565,15 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
     }
 
     /// A client that goes away mid-stream (closing an SSE stream) is normal for MCP, not an
-    /// error worth a log line.
+    /// error worth a log line; nor is a GET stream the response cap closed.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        e.esource() == &ErrorSource::Downstream
+        let client_gone = e.esource() == &ErrorSource::Downstream
             && matches!(
                 e.etype(),
                 ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
-            )
+            );
+        // Counted in mcpwarden_responses_truncated_total already.
+        client_gone || e.etype() == &CAP_ENDED_STREAM
     }
 
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {

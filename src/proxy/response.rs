@@ -1,15 +1,21 @@
-//! On the way back: the `tools/list` filter as a small state machine over body chunks.
+//! On the way back: the `tools/list` filter as a small state machine over body chunks, and
+//! the header side of the response cap (`limits::response_cap`), which runs after it:
+//! upstream bytes → [`ToolsFilter`] (for `tools/list`) → `Cap` → client.
 //!
-//! A JSON result is held until complete (never more than `max_response_bytes`; past that it
-//! becomes a -32005 error for the same id), then filtered. An SSE stream is split into events
-//! and each event is filtered as it completes, so progress and other messages are not held.
+//! A JSON result is held until complete (never more than `max_response_bytes` of the
+//! upstream's list; past that it becomes a -32005 error for the same id), then filtered. An
+//! SSE stream is split into events and each event is filtered as it completes, so progress
+//! and other messages are not held.
 //!
 //! Invariant: it fails closed. A result it cannot read (compressed, another media type, not
 //! JSON) becomes a JSON-RPC error rather than passing unfiltered, since passing it would show
 //! a key every tool name it may not call.
 
 use bytes::{Bytes, BytesMut};
+use pingora::Result;
+use pingora::http::ResponseHeader;
 
+use crate::limits::response_cap::{Cap, Head, too_large, too_large_event};
 use crate::mcp::jsonrpc::{self, Id};
 use crate::mcp::{sse, tools_list};
 
@@ -61,6 +67,17 @@ impl ToolsFilter {
     /// True when the response's own headers no longer describe the body (it becomes JSON).
     pub fn replaces_body(&self) -> bool {
         matches!(self, ToolsFilter::Refuse { .. })
+    }
+
+    /// The result was over the limit and replaced by the -32005 error (the response cap's
+    /// cut, counted as such).
+    pub fn cut(&self) -> bool {
+        match self {
+            ToolsFilter::Json { overflowed, .. } | ToolsFilter::Sse { overflowed, .. } => {
+                *overflowed
+            }
+            ToolsFilter::Refuse { .. } => false,
+        }
     }
 
     /// Takes one chunk of the upstream body and returns what the client gets now.
@@ -117,8 +134,7 @@ impl ToolsFilter {
                 if splitter.buffered() as u64 > *limit {
                     // An event that never ends: answer for the pending id, end the stream.
                     *overflowed = true;
-                    let error = String::from_utf8_lossy(&too_large(id, *limit)).into_owned();
-                    return Bytes::from(format!("event: message\ndata: {error}\n\n"));
+                    return too_large_event(id, *limit).into();
                 }
                 if end && let Some(rest) = splitter.finish() {
                     events.push(rest);
@@ -136,14 +152,46 @@ impl ToolsFilter {
     }
 }
 
-fn too_large(id: &Id, limit: u64) -> Vec<u8> {
-    let data = serde_json::json!({ "limitBytes": limit });
-    jsonrpc::error_response(
-        id,
-        -32005,
-        "response over the gateway's size limit",
-        Some(&data),
-    )
+/// Sets up the response cap from the response's headers as the client will get them (after
+/// [`ToolsFilter`] changed them), and rewrites those headers for it: a body that may change
+/// size loses `Content-Length` and is sent chunked; a body replaced by the error is labelled
+/// JSON, without `Content-Encoding`. `None` for a response without a body (1xx, 204, 304).
+pub fn cap_response(
+    resp: &mut ResponseHeader,
+    limit: u64,
+    id: Id,
+    tools_call: bool,
+) -> Result<Option<Cap>> {
+    if resp.status.is_informational() || matches!(resp.status.as_u16(), 204 | 304) {
+        return Ok(None);
+    }
+    let headers = &resp.headers;
+    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    // A body framed by chunks, or with a length that does not parse, has no known length.
+    let length = match (lengths.next(), lengths.next()) {
+        (Some(n), None) if !headers.contains_key(http::header::TRANSFER_ENCODING) => {
+            n.to_str().ok().and_then(|n| n.parse().ok())
+        }
+        _ => None,
+    };
+    let head = Head {
+        content_type: headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        encoded: headers.contains_key(http::header::CONTENT_ENCODING),
+        length,
+    };
+    let cap = Cap::for_response(head, limit, id, tools_call);
+    if cap.replaces_headers() {
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        resp.remove_header(&http::header::CONTENT_ENCODING);
+    }
+    if !cap.keeps_length() {
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(Some(cap))
 }
 
 #[cfg(test)]
@@ -219,5 +267,89 @@ mod tests {
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(text.contains("-32005") && text.ends_with("\n\n"), "{text}");
         assert!(f.push(b"more\n\n", true, &only_search).is_empty());
+    }
+
+    fn upstream_head(headers: &[(&str, &str)]) -> ResponseHeader {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (name, value) in headers {
+            resp.append_header(name.to_string(), *value).unwrap();
+        }
+        resp
+    }
+
+    fn header<'a>(resp: &'a ResponseHeader, name: &str) -> Option<&'a str> {
+        resp.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn a_length_within_the_cap_keeps_its_headers() {
+        let mut resp = upstream_head(&[
+            ("content-type", "application/json"),
+            ("content-length", "100"),
+        ]);
+        let cap = cap_response(&mut resp, 1000, Id::null(), true).unwrap();
+        assert!(cap.unwrap().keeps_length());
+        assert_eq!(header(&resp, "content-length"), Some("100"));
+        assert_eq!(header(&resp, "transfer-encoding"), None);
+    }
+
+    #[test]
+    fn a_body_that_may_change_is_sent_chunked_and_a_replaced_one_is_labelled_json() {
+        let mut resp = upstream_head(&[
+            ("content-type", "application/json"),
+            ("content-length", "5000"),
+        ]);
+        cap_response(&mut resp, 1000, Id::null(), true).unwrap();
+        assert_eq!(header(&resp, "content-length"), None);
+        assert_eq!(header(&resp, "transfer-encoding"), Some("chunked"));
+        let mut resp = upstream_head(&[
+            ("content-type", "text/html"),
+            ("content-encoding", "gzip"),
+            ("content-length", "5000"),
+        ]);
+        let cap = cap_response(&mut resp, 1000, Id::null(), true)
+            .unwrap()
+            .unwrap();
+        assert!(cap.replaces_headers());
+        assert_eq!(header(&resp, "content-type"), Some("application/json"));
+        assert_eq!(header(&resp, "content-encoding"), None);
+        assert_eq!(header(&resp, "content-length"), None);
+    }
+
+    #[test]
+    fn responses_without_a_body_are_not_capped() {
+        let mut resp = ResponseHeader::build(204, None).unwrap();
+        assert!(
+            cap_response(&mut resp, 1000, Id::null(), false)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(header(&resp, "transfer-encoding"), None);
+    }
+
+    #[test]
+    fn a_filtered_sse_list_then_the_cap_never_passes_the_limit() {
+        let mut filter = ToolsFilter::for_response("text/event-stream", false, 1000, Id::null());
+        let mut cap = Cap::for_response(
+            Head {
+                content_type: "text/event-stream",
+                encoded: false,
+                length: None,
+            },
+            1000,
+            Id::null(),
+            false,
+        );
+        let list = format!("data: {LIST}\n\n");
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            let filtered = filter.push(list.as_bytes(), false, &only_search);
+            out.extend_from_slice(&cap.push(filtered, false));
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.len() <= 1000, "{}", text.len());
+        assert!(text.contains("search_deals") && !text.contains("create_deal"));
+        assert!(text.ends_with("\n\n") && text.contains("-32005"));
+        assert!(cap.cut() && !filter.cut());
     }
 }

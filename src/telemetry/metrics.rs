@@ -15,6 +15,7 @@ pub struct Metrics {
     pub policy_last_reload_success: Gauge,
     pub upstream_errors: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    pub responses_truncated: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -70,6 +71,12 @@ impl Metrics {
         registry
             .register(Box::new(policy_last_reload_success.clone()))
             .expect("registered once");
+        let responses_truncated = counter_vec(
+            &registry,
+            "mcpwarden_responses_truncated_total",
+            "Responses the size cap cut or replaced, by key.",
+            &["workspace", "key"],
+        );
         // Fixed label sets are created up front so every series shows from the start.
         for result in ["success", "failure"] {
             policy_reloads.with_label_values(&[result]);
@@ -85,6 +92,7 @@ impl Metrics {
             policy_last_reload_success,
             upstream_errors,
             rate_limited,
+            responses_truncated,
         }
     }
 

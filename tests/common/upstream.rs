@@ -354,3 +354,86 @@ fn sse_data(stream: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A plain HTTP/1.1 upstream that answers every request with the same bytes (status line,
+/// headers and body, exactly as given), for tests about framings rmcp does not produce:
+/// chunked JSON, encoded bodies, CRLF events. The answer is written in `parts`; before each
+/// part after the first the server waits for [`Canned::release`], so a test can see what
+/// reached the client in between. The connection closes after the last part.
+pub struct Canned {
+    pub addr: SocketAddr,
+    gate: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Canned {
+    /// Lets the server write its next part.
+    pub fn release(&self) {
+        self.gate.notify_one();
+    }
+}
+
+impl Drop for Canned {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a [`Canned`] upstream on a fresh loopback port.
+pub async fn canned(parts: Vec<Vec<u8>>) -> Canned {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let parts = Arc::new(parts);
+    let (g, p) = (gate.clone(), parts.clone());
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (gate, parts) = (g.clone(), p.clone());
+            tokio::spawn(async move {
+                // The request: its head, then as many body bytes as it declares.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 16384];
+                let head_end = loop {
+                    if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while request.len() < head_end + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        gate.notified().await;
+                    }
+                    if stream.write_all(part).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Canned { addr, gate, task }
+}
+
+/// `bytes` as one HTTP/1.1 chunk.
+pub fn chunk(bytes: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", bytes.len()).into_bytes();
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+    out
+}

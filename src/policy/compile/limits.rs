@@ -1,13 +1,18 @@
 //! Limit resolution: key > workspace > `limits:` > built-in defaults, field by field.
 //!
-//! Invariant: `burst`, when no level sets it, equals the *resolved* `requests_per_minute`
-//! (so a workspace that raises the rate raises the burst with it).
+//! Invariants: `burst`, when no level sets it, equals the *resolved* `requests_per_minute`
+//! (so a workspace that raises the rate raises the burst with it); `max_response_bytes` is
+//! at least [`MIN_RESPONSE_BYTES`].
 
 use serde_saphyr::Spanned;
 
 use super::super::Limits;
 use super::super::schema::{ByteSize, LimitsSpec};
 use super::{Cx, positive};
+
+/// The smallest `max_response_bytes` (1KB): the response cap answers with a -32005 error of
+/// about 150 bytes plus the request's id, which must fit under the limit it reports.
+pub(crate) const MIN_RESPONSE_BYTES: u64 = 1000;
 
 /// What one level of the file says; `None` means "inherit".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,12 +35,16 @@ impl Partial {
                 .as_ref()
                 .and_then(|v| positive::<u32>(cx, v, &format!("{path}.{name}")))
         };
-        let size = |cx: &mut Cx, field: &Option<Spanned<ByteSize>>, name: &str| {
+        let size = |cx: &mut Cx, field: &Option<Spanned<ByteSize>>, name: &str, min: u64| {
             let v = field.as_ref()?;
             let at = format!("{path}.{name}");
             match v.value.parse() {
-                Ok(0) => {
+                Ok(0) if min == 1 => {
                     cx.error(v.referenced, &at, "must be at least 1 byte");
+                    None
+                }
+                Ok(n) if n < min => {
+                    cx.error(v.referenced, &at, format!("must be at least {min} bytes"));
                     None
                 }
                 Ok(n) => Some(n),
@@ -53,8 +62,13 @@ impl Partial {
                 &spec.concurrent_connections,
                 "concurrent_connections",
             ),
-            max_response_bytes: size(cx, &spec.max_response_bytes, "max_response_bytes"),
-            max_request_bytes: size(cx, &spec.max_request_bytes, "max_request_bytes"),
+            max_response_bytes: size(
+                cx,
+                &spec.max_response_bytes,
+                "max_response_bytes",
+                MIN_RESPONSE_BYTES,
+            ),
+            max_request_bytes: size(cx, &spec.max_request_bytes, "max_request_bytes", 1),
         }
     }
 

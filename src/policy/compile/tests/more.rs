@@ -146,6 +146,18 @@ fn an_invalid_scope_or_key_id_is_refused() {
 }
 
 #[test]
+fn a_response_limit_too_small_for_the_gateways_own_error_is_refused() {
+    let diags = errors(&base("limits:\n  max_response_bytes: 999\n"));
+    assert_reported(
+        &diags,
+        5,
+        "limits.max_response_bytes: must be at least 1000 bytes",
+    );
+    let p = ok(&base("limits:\n  max_response_bytes: 1KB\n"));
+    assert_eq!(p.limits.max_response_bytes, 1000);
+}
+
+#[test]
 fn a_file_that_cannot_be_read_is_one_diagnostic_at_0_0() {
     let err =
         crate::policy::compile_file(std::path::Path::new("/nonexistent/policy.yaml")).unwrap_err();
