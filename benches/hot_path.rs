@@ -58,6 +58,67 @@ fn request_path(c: &mut Criterion) {
     });
 }
 
+/// The request head wrk sends in `benches/e2e.sh`, as Pingora parses it.
+fn client_head(key: &ApiKey) -> pingora::http::RequestHeader {
+    let mut req = pingora::http::RequestHeader::build("POST", b"/mcp", Some(8)).unwrap();
+    req.append_header("Host", "127.0.0.1:8080").unwrap();
+    req.append_header("Content-Length", "108").unwrap();
+    req.append_header("Content-Type", "application/json")
+        .unwrap();
+    req.append_header("Accept", "application/json, text/event-stream")
+        .unwrap();
+    req.append_header("X-API-Key", key.expose()).unwrap();
+    req
+}
+
+/// What the gateway does to every request head and response head, beside its decisions.
+fn headers(c: &mut Criterion) {
+    let (policy, key) = big_policy();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-api-key", key.expose().parse().unwrap());
+    let identity = mcpwarden::auth::authenticate(&headers, &policy, 0).unwrap();
+    let head = client_head(&key);
+    let ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    c.bench_function("forward/rewrite_request", |b| {
+        b.iter_batched_ref(
+            || head.clone(),
+            |req| {
+                mcpwarden::proxy::forward::rewrite_request(
+                    req,
+                    &policy.upstream,
+                    &identity,
+                    ip,
+                    mcpwarden::proxy::forward::Strip { expect: false },
+                )
+                .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let mut resp = pingora::http::ResponseHeader::build(200, Some(4)).unwrap();
+    resp.append_header("content-type", "application/json")
+        .unwrap();
+    resp.append_header("content-length", "75").unwrap();
+    c.bench_function("response/rate_limit_headers", |b| {
+        b.iter_batched_ref(
+            || resp.clone(),
+            |resp| {
+                resp.insert_header(
+                    "ratelimit-policy",
+                    mcpwarden::denial::rate_limit_policy(black_box(100)),
+                )
+                .unwrap();
+                resp.insert_header(
+                    "ratelimit",
+                    mcpwarden::denial::rate_limit(black_box(99), black_box(1)),
+                )
+                .unwrap();
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
 fn small_call() -> Vec<u8> {
     br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"github.search_issues","arguments":{"query":"is:open label:bug","repo":"acme/widgets","limit":20}},"_meta":{"progressToken":7}}"#.to_vec()
 }
@@ -123,5 +184,5 @@ fn filter(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, request_path, classify, api_key, filter);
+criterion_group!(benches, request_path, headers, classify, api_key, filter);
 criterion_main!(benches);

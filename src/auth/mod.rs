@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::limits::Subject;
-use crate::policy::{Key, Limits, Policy};
+use crate::policy::{Key, KeyHeaders, Limits, Policy};
 
 /// Why a request has no identity. Each maps to one `reason` label and one wire answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -70,9 +70,9 @@ impl Identity {
         self.key.workspace.features.contains(feature)
     }
 
-    /// Space-separated scopes, as `X-Mcpwarden-Scopes` carries them.
-    pub fn scopes_header(&self) -> &str {
-        &self.key.scopes_header
+    /// The identity headers and `RateLimit-Policy`, as built when the policy compiled.
+    pub fn headers(&self) -> &KeyHeaders {
+        &self.key.headers
     }
 
     pub fn limits(&self) -> &Limits {

@@ -34,7 +34,7 @@ fn a_key_as_a_bearer_token_is_accepted() {
     let value = format!("bearer {}", keys["reader"].expose());
     let id = authenticate(&headers(&[("authorization", &value)]), &policy, 0).unwrap();
     assert_eq!(id.key_id(), "reader");
-    assert_eq!(id.scopes_header(), "crm:read");
+    assert_eq!(id.headers().scopes, "crm:read");
 }
 
 #[test]

@@ -57,15 +57,14 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
         let key = ApiKey::generate();
         keys.insert(
             key.hash(),
-            Arc::new(Key {
-                workspace: ws.clone(),
-                id: id.into(),
-                scopes_header: super::join_scopes(&set(scopes)),
-                scopes: set(scopes),
-                limits: Limits::default(),
-                created: None,
+            Arc::new(Key::new(
+                ws.clone(),
+                id,
+                set(scopes),
+                Limits::default(),
+                None,
                 expires,
-            }),
+            )),
         );
         by_id.insert(id, key);
     }
@@ -86,6 +85,7 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
             host: "127.0.0.1".into(),
             port: 3001,
             authority: "127.0.0.1:3001".into(),
+            host_header: http::HeaderValue::from_static("127.0.0.1:3001"),
             addr: "127.0.0.1:3001".parse().unwrap(),
             connect_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(300),

@@ -64,6 +64,8 @@ pub struct Upstream {
     pub port: u16,
     /// `host[:port]` as it goes into `Host` (the port only when not the scheme's default).
     pub authority: String,
+    /// `authority` as a header value, built once.
+    pub host_header: HeaderValue,
     /// Resolved when the policy compiles.
     pub addr: SocketAddr,
     pub connect_timeout: Duration,
@@ -129,15 +131,56 @@ pub struct Key {
     pub id: Arc<str>,
     /// Effective scopes: the key's own list (a subset of the workspace's), else the workspace's.
     pub scopes: BTreeSet<String>,
-    /// `scopes` space-separated, as `X-Mcpwarden-Scopes` carries them (built once here, not
-    /// per request).
-    pub scopes_header: String,
     /// Key > workspace > defaults.
     pub limits: Limits,
     /// Seconds since the Unix epoch.
     pub created: Option<i64>,
     /// Seconds since the Unix epoch; from this instant on the key is refused.
     pub expires: Option<i64>,
+    /// Header values every request of this key carries, built once here rather than per
+    /// request.
+    pub headers: KeyHeaders,
+}
+
+/// `X-Mcpwarden-Workspace`, `-Key`, `-Scopes` (space-separated) and `RateLimit-Policy`.
+#[derive(Debug, Clone)]
+pub struct KeyHeaders {
+    pub workspace: HeaderValue,
+    pub key: HeaderValue,
+    pub scopes: HeaderValue,
+    pub rate_limit_policy: HeaderValue,
+}
+
+impl Key {
+    /// A key with its header values. Workspace names, key ids and scopes are visible ASCII
+    /// (the compiler checks them), so they are valid header values.
+    pub fn new(
+        workspace: Arc<Workspace>,
+        id: &str,
+        scopes: BTreeSet<String>,
+        limits: Limits,
+        created: Option<i64>,
+        expires: Option<i64>,
+    ) -> Self {
+        let value = |s: &str| HeaderValue::from_str(s).expect("checked by the compiler");
+        let headers = KeyHeaders {
+            workspace: value(&workspace.name),
+            key: value(id),
+            scopes: value(&join_scopes(&scopes)),
+            rate_limit_policy: value(&crate::denial::rate_limit_policy(
+                limits.requests_per_minute,
+            )),
+        };
+        Self {
+            workspace,
+            id: id.into(),
+            scopes,
+            limits,
+            created,
+            expires,
+            headers,
+        }
+    }
 }
 
 /// Scopes space-separated, in their set's order.

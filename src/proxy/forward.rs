@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
@@ -37,6 +38,10 @@ pub fn rewrite_request(
     client_ip: Option<IpAddr>,
     strip: Strip,
 ) -> Result<()> {
+    // Every request carries its key in one of these two; the rarer spellings (underscores,
+    // forged X-Mcpwarden-*) are looked for afterwards.
+    req.remove_header(&http::header::AUTHORIZATION);
+    req.remove_header("x-api-key");
     for name in forbidden_headers(req) {
         req.remove_header(&name);
     }
@@ -46,9 +51,10 @@ pub fn rewrite_request(
     // The response cap and the tools/list filter read and cut bodies: ask for them
     // uncompressed (a body encoded anyway is never cut, only passed or refused whole).
     req.remove_header(&http::header::ACCEPT_ENCODING);
-    req.insert_header(IDENTITY_HEADERS[0], identity.workspace())?;
-    req.insert_header(IDENTITY_HEADERS[1], identity.key_id())?;
-    req.insert_header(IDENTITY_HEADERS[2], identity.scopes_header())?;
+    let who = identity.headers();
+    req.insert_header(IDENTITY_HEADERS[0], who.workspace.clone())?;
+    req.insert_header(IDENTITY_HEADERS[1], who.key.clone())?;
+    req.insert_header(IDENTITY_HEADERS[2], who.scopes.clone())?;
     if let Some(ip) = client_ip {
         let forwarded = match req
             .headers
@@ -60,12 +66,12 @@ pub fn rewrite_request(
         };
         req.insert_header("x-forwarded-for", forwarded)?;
     }
-    req.insert_header("x-forwarded-proto", "http")?;
+    req.insert_header("x-forwarded-proto", HeaderValue::from_static("http"))?;
     if let Some(host) = req.headers.get(http::header::HOST).cloned() {
         req.insert_header("x-forwarded-host", host)?;
     }
     if !upstream.preserve_host {
-        req.insert_header(http::header::HOST, upstream.authority.as_str())?;
+        req.insert_header(http::header::HOST, upstream.host_header.clone())?;
     }
     for (name, value) in &upstream.headers {
         req.insert_header(name.clone(), value.clone())?;

@@ -472,9 +472,10 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(admission) = &ctx.admission {
+        if let (Some(admission), Some(identity)) = (&ctx.admission, &ctx.identity) {
             let rate = admission.rate;
-            resp.insert_header("ratelimit-policy", denial::rate_limit_policy(rate.quota))?;
+            let policy = identity.headers().rate_limit_policy.clone();
+            resp.insert_header("ratelimit-policy", policy)?;
             resp.insert_header("ratelimit", denial::rate_limit(rate.remaining, rate.reset))?;
         }
         Ok(())

@@ -358,14 +358,15 @@ fn key(
             &format!("{path}.limits"),
         ))
         .resolve();
-    (cx.diagnostics.len() == before).then(|| Key {
-        workspace: Arc::clone(workspace),
-        id: Arc::from(k.id.value.as_str()),
-        scopes_header: crate::policy::join_scopes(&scopes),
-        scopes,
-        limits,
-        created,
-        expires,
+    (cx.diagnostics.len() == before).then(|| {
+        Key::new(
+            Arc::clone(workspace),
+            &k.id.value,
+            scopes,
+            limits,
+            created,
+            expires,
+        )
     })
 }
 

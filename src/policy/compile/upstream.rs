@@ -102,8 +102,11 @@ pub(crate) fn compile(cx: &mut Cx, spec: &UpstreamSpec, env: Env) -> Option<Upst
         return None;
     }
     let (target, addr) = (target?, addr?);
+    // A URL's authority is visible ASCII, so it is a valid header value.
+    let host_header = HeaderValue::from_str(&target.authority).ok()?;
     Some(Upstream {
         tls: target.tls,
+        host_header,
         authority: target.authority,
         host: target.host,
         port: target.port,
