@@ -33,6 +33,7 @@ use crate::mcp::jsonrpc::Id;
 use crate::policy::Policy;
 use crate::policy::store::{Store, now};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::{Finished, Outcome};
 use request::{Checked, RETRY_BUFFER};
 use response::{ToolsFilter, cap_response};
 use sessions::SessionSeal;
@@ -100,7 +101,10 @@ pub struct Ctx {
     /// The key's concurrency slot and bucket status, once the request is admitted. Dropped
     /// with the context, after the response (a whole SSE stream) has ended.
     admission: Option<Admission>,
-    outcome: &'static str,
+    outcome: Outcome,
+    /// The upstream's response status, once it answered.
+    upstream_status: Option<u16>,
+    started: std::time::Instant,
 }
 
 impl Ctx {
@@ -282,12 +286,15 @@ fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
         .map(|a| a.ip())
 }
 
-fn outcome_of(denial: &Denial) -> &'static str {
+fn outcome_of(denial: &Denial) -> Outcome {
     match denial {
-        Denial::TooLarge { .. } => "too_large",
-        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => "upstream_error",
-        Denial::Limited(_) | Denial::AuthThrottled { .. } => "rate_limited",
-        _ => "denied",
+        Denial::TooLarge { .. } => Outcome::TooLarge,
+        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => Outcome::UpstreamError,
+        Denial::Limited(d) => Outcome::RateLimited {
+            concurrency: matches!(d, crate::limits::Denied::Concurrency { .. }),
+        },
+        Denial::AuthThrottled { .. } => Outcome::RateLimited { concurrency: false },
+        _ => Outcome::Denied,
     }
 }
 
@@ -311,7 +318,9 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             body_read: false,
             upstream_session: None,
             admission: None,
-            outcome: "ok",
+            outcome: Outcome::Ok,
+            upstream_status: None,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -419,6 +428,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.upstream_status = Some(resp.status.as_u16());
         if resp.status.is_server_error() {
             self.metrics
                 .upstream_errors
@@ -510,7 +520,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         let cut = cap.cut() || ctx.tools_filter.as_ref().is_some_and(ToolsFilter::cut);
         if cut && !ctx.truncated {
             ctx.truncated = true;
-            ctx.outcome = "too_large";
+            ctx.outcome = Outcome::TooLarge;
             let (workspace, key) = ctx.identity_labels();
             self.metrics
                 .responses_truncated
@@ -554,7 +564,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
                         .upstream_errors
                         .with_label_values(&["reset"])
                         .inc();
-                    ctx.outcome = "upstream_error";
+                    ctx.outcome = Outcome::UpstreamError;
                 }
                 0
             }
@@ -577,15 +587,24 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         client_gone || e.etype() == &CAP_ENDED_STREAM
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let (workspace, key) = ctx.identity_labels();
+    /// The request's one record, for every telemetry sink.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let (method, tool) = ctx
             .checked
             .as_ref()
             .map_or(("", ""), |c| (c.method.as_str(), c.tool.as_str()));
-        self.metrics
-            .requests
-            .with_label_values(&[workspace, key, method, tool, ctx.outcome])
-            .inc();
+        let finished = Finished {
+            identity: ctx.identity.as_ref(),
+            method,
+            tool,
+            outcome: ctx.outcome,
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            upstream_status: ctx.upstream_status,
+            duration: ctx.started.elapsed(),
+            bytes_in: session.body_bytes_read(),
+            bytes_out: session.body_bytes_sent(),
+            truncated: ctx.truncated,
+        };
+        self.metrics.record(&finished);
     }
 }

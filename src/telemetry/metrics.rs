@@ -5,6 +5,8 @@
 //! client cannot grow the number of series.
 
 use prometheus::core::Collector;
+
+use super::Finished;
 use prometheus::{Encoder, Gauge, IntCounterVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
@@ -94,6 +96,22 @@ impl Metrics {
             rate_limited,
             responses_truncated,
         }
+    }
+
+    /// Counts a finished request.
+    pub fn record(&self, request: &Finished<'_>) {
+        let (workspace, key) = request
+            .identity
+            .map_or(("", ""), |i| (i.workspace(), i.key_id()));
+        self.requests
+            .with_label_values(&[
+                workspace,
+                key,
+                request.method,
+                request.tool,
+                request.outcome.label(),
+            ])
+            .inc();
     }
 
     /// Adds a collector whose values are read at scrape time (gauges over live state).

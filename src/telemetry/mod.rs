@@ -1,4 +1,66 @@
-//! Metrics and logs.
+//! Metrics, usage and logs: every sink reads the same [`Finished`] record of a request, built
+//! once in the proxy's logging phase.
+//!
+//! Invariant: a record carries the caller's identity only when it authenticated, and never
+//! the credential, its hash, the body or tool arguments.
 
 pub mod inflight;
 pub mod metrics;
+
+use std::time::Duration;
+
+use crate::auth::Identity;
+
+/// How a request ended, as the `outcome` label counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    #[default]
+    Ok,
+    /// Refused: no valid credential, a forbidden method or tool, a malformed request.
+    Denied,
+    /// Refused with 429: the key's rate (`concurrency: false`) or concurrency limit, or the
+    /// client address's failed-authentication budget.
+    RateLimited { concurrency: bool },
+    /// The request body was over `max_request_bytes`, or the response was cut to
+    /// `max_response_bytes`.
+    TooLarge,
+    /// The upstream could not be reached, timed out, or failed mid-response.
+    UpstreamError,
+}
+
+impl Outcome {
+    /// The `outcome` label of `mcpwarden_requests_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::RateLimited { .. } => "rate_limited",
+            Outcome::TooLarge => "too_large",
+            Outcome::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+/// What one request did, at its end.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// `None` when the request had no valid credential.
+    pub identity: Option<&'a Identity>,
+    /// The `method` label: a rule-matched method name, `other`, `batch`, or empty for a GET
+    /// or DELETE and for requests refused before their body was read.
+    pub method: &'a str,
+    /// The `tool` label: a rule-matched tool name, `other`, or empty.
+    pub tool: &'a str,
+    pub outcome: Outcome,
+    /// The status the client received (0 when it received none: it went away first).
+    pub status: u16,
+    /// The upstream's status, when the request reached it.
+    pub upstream_status: Option<u16>,
+    pub duration: Duration,
+    /// Request body bytes read from the client.
+    pub bytes_in: usize,
+    /// Response body bytes sent to the client.
+    pub bytes_out: usize,
+    /// The response cap cut or replaced the response body.
+    pub truncated: bool,
+}
