@@ -99,18 +99,16 @@ fn headers(c: &mut Criterion) {
     resp.append_header("content-type", "application/json")
         .unwrap();
     resp.append_header("content-length", "75").unwrap();
+    let policy_value = identity.headers().rate_limit_policy.clone();
     c.bench_function("response/rate_limit_headers", |b| {
         b.iter_batched_ref(
             || resp.clone(),
             |resp| {
-                resp.insert_header(
-                    "ratelimit-policy",
-                    mcpwarden::denial::rate_limit_policy(black_box(100)),
-                )
-                .unwrap();
+                resp.insert_header("ratelimit-policy", policy_value.clone())
+                    .unwrap();
                 resp.insert_header(
                     "ratelimit",
-                    mcpwarden::denial::rate_limit(black_box(99), black_box(1)),
+                    mcpwarden::wire::rate_limit(black_box(99), black_box(1)),
                 )
                 .unwrap();
             },

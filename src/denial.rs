@@ -119,7 +119,8 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
             } = d
             {
                 headers.push(("ratelimit-policy", rate_limit_policy(*requests_per_minute)));
-                headers.push(("ratelimit", rate_limit(0, *retry_after)));
+                let value = crate::wire::rate_limit(0, *retry_after);
+                headers.push(("ratelimit", value.to_str().unwrap_or_default().to_owned()));
             }
         }
         Denial::AuthThrottled { retry_after } => {
@@ -139,11 +140,6 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
 /// `RateLimit-Policy` (IETF httpapi draft): the key's quota over a 60-second window.
 pub fn rate_limit_policy(requests_per_minute: u32) -> String {
     format!("\"default\";q={requests_per_minute};w=60")
-}
-
-/// `RateLimit`: whole tokens left and seconds until the bucket is full.
-pub fn rate_limit(remaining: u32, reset: u64) -> String {
-    format!("\"default\";r={remaining};t={reset}")
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
         features: BTreeSet::new(),
         limits: Limits::default(),
     });
-    let mut keys = HashMap::new();
+    let mut keys = super::KeyMap::default();
     let mut by_id = HashMap::new();
     type Spec<'a> = (&'static str, &'a Arc<Workspace>, &'a [&'a str], Option<i64>);
     let specs: [Spec; 4] = [

@@ -56,15 +56,24 @@ pub fn rewrite_request(
     req.insert_header(IDENTITY_HEADERS[1], who.key.clone())?;
     req.insert_header(IDENTITY_HEADERS[2], who.scopes.clone())?;
     if let Some(ip) = client_ip {
-        let forwarded = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip.to_string(),
+        let forwarded = match req.headers.get("x-forwarded-for") {
+            Some(prior) => {
+                let mut v = Vec::with_capacity(prior.len() + 2 + 39);
+                v.extend_from_slice(prior.as_bytes());
+                v.extend_from_slice(b", ");
+                push_ip(&mut v, ip);
+                v
+            }
+            None => {
+                let mut v = Vec::with_capacity(39);
+                push_ip(&mut v, ip);
+                v
+            }
         };
-        req.insert_header("x-forwarded-for", forwarded)?;
+        // A prior value is a valid header value, and so are ", " and an address.
+        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)) {
+            req.insert_header("x-forwarded-for", value)?;
+        }
     }
     req.insert_header("x-forwarded-proto", HeaderValue::from_static("http"))?;
     if let Some(host) = req.headers.get(http::header::HOST).cloned() {
@@ -77,6 +86,25 @@ pub fn rewrite_request(
         req.insert_header(name.clone(), value.clone())?;
     }
     Ok(())
+}
+
+/// Appends `ip` as text: IPv4 by hand (the common case, and `Display` goes through the
+/// formatting machinery), IPv6 through `Display`.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                crate::wire::push_decimal(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// A request Pingora could not read as HTTP (a malformed chunk, a forbidden header) still
@@ -136,6 +164,22 @@ pub fn upstream_failure(e: &Error) -> Option<Denial> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.168.10.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
+    }
 
     #[test]
     fn credentials_and_identity_headers_are_forbidden_in_any_spelling() {

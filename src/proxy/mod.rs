@@ -486,7 +486,10 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             let rate = admission.rate;
             let policy = identity.headers().rate_limit_policy.clone();
             resp.insert_header("ratelimit-policy", policy)?;
-            resp.insert_header("ratelimit", denial::rate_limit(rate.remaining, rate.reset))?;
+            resp.insert_header(
+                "ratelimit",
+                crate::wire::rate_limit(rate.remaining, rate.reset),
+            )?;
         }
         Ok(())
     }
@@ -592,7 +595,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         let (method, tool) = ctx
             .checked
             .as_ref()
-            .map_or(("", ""), |c| (c.method.as_str(), c.tool.as_str()));
+            .map_or(("", ""), |c| (c.method, c.tool));
         let finished = Finished {
             identity: ctx.identity.as_ref(),
             method,

@@ -22,10 +22,10 @@ pub struct Checked {
     pub cost: u32,
     /// `method` metric label: the method when a policy rule matches it, else `other`;
     /// `batch` for a batch.
-    pub method: String,
+    pub method: &'static str,
     /// `tool` metric label: the tool name when a rule matches it, `other` when none does,
     /// empty for methods other than `tools/call`.
-    pub tool: String,
+    pub tool: &'static str,
     /// The request includes `tools/list`, so its result is filtered on the way back.
     pub lists_tools: bool,
 }
@@ -109,7 +109,7 @@ pub fn evaluate(
         lists_tools |= message.method() == Some("tools/list");
     }
     let (method, tool) = if parsed.is_batch() {
-        ("batch".to_owned(), String::new())
+        ("batch", "")
     } else {
         let message = &parsed.messages()[0];
         labels(policy, message.method(), message.tool())
@@ -127,26 +127,31 @@ pub fn evaluate(
 /// globs, so an authenticated client could still invent matching names
 /// (`notifications/<random>`); the first [`LabelNames::CAP`] distinct names are labelled by
 /// name and later new ones as `other`, so no client can grow the series without bound.
-fn labels(policy: &Policy, method: Option<&str>, tool: Option<&str>) -> (String, String) {
+fn labels(
+    policy: &Policy,
+    method: Option<&str>,
+    tool: Option<&str>,
+) -> (&'static str, &'static str) {
     static NAMES: std::sync::LazyLock<LabelNames> =
         std::sync::LazyLock::new(|| LabelNames::new(LabelNames::CAP));
     let Some(method) = method else {
-        return ("response".to_owned(), String::new());
+        return ("response", "");
     };
     let method_label = if method == "tools/call" {
-        method.to_owned()
+        "tools/call"
     } else {
         NAMES.label(policy.method_rule(method).is_some(), method)
     };
-    let tool_label = tool.map_or_else(String::new, |t| {
-        NAMES.label(policy.tool_rule(t).is_some(), t)
-    });
+    let tool_label = tool.map_or("", |t| NAMES.label(policy.tool_rule(t).is_some(), t));
     (method_label, tool_label)
 }
 
 /// The set of method and tool names that metrics label by name, bounded.
+///
+/// Names are interned for the life of the process (leaked): at most [`LabelNames::CAP`] of
+/// them, ever, so labelling a request allocates nothing.
 pub struct LabelNames {
-    seen: dashmap::DashSet<Box<str>>,
+    seen: dashmap::DashSet<&'static str, ahash::RandomState>,
     cap: usize,
 }
 
@@ -155,18 +160,30 @@ impl LabelNames {
 
     pub fn new(cap: usize) -> Self {
         Self {
-            seen: dashmap::DashSet::new(),
+            seen: dashmap::DashSet::default(),
             cap,
         }
     }
 
     /// `name` when a rule matched it and it is known or there is room; else `other`.
-    pub fn label(&self, matched: bool, name: &str) -> String {
-        let known = matched
-            && (self.seen.contains(name)
-                || (self.seen.len() < self.cap && self.seen.insert(name.into()))
-                || self.seen.contains(name));
-        if known { name } else { "other" }.to_owned()
+    pub fn label(&self, matched: bool, name: &str) -> &'static str {
+        if !matched {
+            return "other";
+        }
+        if let Some(known) = self.seen.get(name) {
+            return *known;
+        }
+        if self.seen.len() >= self.cap {
+            return "other";
+        }
+        // Two requests may intern the same new name at once; the loser's copy is the only
+        // one ever wasted, and only once per name.
+        let interned: &'static str = Box::leak(name.into());
+        if self.seen.insert(interned) {
+            interned
+        } else {
+            self.seen.get(name).map_or("other", |k| *k)
+        }
     }
 }
 
@@ -313,15 +330,12 @@ mod tests {
         );
         let checked = checked.unwrap();
         assert_eq!(
-            (checked.method.as_str(), checked.tool.as_str()),
+            (checked.method, checked.tool),
             ("tools/call", "search_deals")
         );
         let ping = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
         let checked = evaluate(&policy, &full, &HeaderMap::new(), ping).unwrap();
-        assert_eq!(
-            (checked.method.as_str(), checked.tool.as_str()),
-            ("ping", "")
-        );
+        assert_eq!((checked.method, checked.tool), ("ping", ""));
         let checked = evaluate(
             &policy,
             &full,

@@ -182,7 +182,7 @@ pub(crate) fn default_methods() -> Vec<Rule> {
 }
 
 /// Every key, by the SHA-256 of the whole key string.
-pub(crate) type KeyMap = HashMap<[u8; 32], Arc<Key>>;
+pub(crate) use super::super::KeyMap;
 
 /// A tool rule whose `cost` is more than some key's `burst` can never pass for that key (429
 /// every time). Not an error — that key may not be meant to call those tools — but worth a
@@ -216,7 +216,7 @@ pub(crate) fn workspaces(
     defaults: &Partial,
 ) -> (Vec<Arc<Workspace>>, KeyMap) {
     let mut out = Vec::with_capacity(spec.value.0.len());
-    let mut keys = HashMap::new();
+    let mut keys = KeyMap::default();
     // Where each hash was first seen, to name it when it appears again.
     let mut seen_hashes: HashMap<[u8; 32], String> = HashMap::new();
     if spec.value.0.is_empty() {

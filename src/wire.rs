@@ -1,0 +1,45 @@
+//! Header values written without the formatting machinery: the few numbers the request path
+//! puts into headers on every request.
+
+use http::HeaderValue;
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `RateLimit: "default";r=<remaining>;t=<reset>` (IETF httpapi draft).
+pub fn rate_limit(remaining: u32, reset: u64) -> HeaderValue {
+    let mut v = Vec::with_capacity(48);
+    v.extend_from_slice(b"\"default\";r=");
+    push_decimal(&mut v, u64::from(remaining));
+    v.extend_from_slice(b";t=");
+    push_decimal(&mut v, reset);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).expect("digits and ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        assert_eq!(rate_limit(87, 8), "\"default\";r=87;t=8");
+    }
+}
