@@ -66,3 +66,8 @@ fn main() {
     eprintln!("bare_proxy listening on {listen}, {threads} thread(s)");
     server.run_forever();
 }
+
+/// The same allocator as the gateway, so the comparison is of the work done, not of the
+/// allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
