@@ -1,7 +1,15 @@
-//! Header values written without the formatting machinery: the few numbers the request path
-//! puts into headers on every request.
+//! Header names the request path looks up on every request, as constants (a `&str` name is
+//! parsed and hashed again at every lookup), and header values written without the
+//! formatting machinery.
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub static MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Appends `n` in decimal.
 pub fn push_decimal(out: &mut Vec<u8>, n: u64) {

@@ -9,7 +9,7 @@ pub mod api_key;
 
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::limits::Subject;
 use crate::policy::{Key, KeyHeaders, Limits, Policy};
@@ -103,8 +103,8 @@ pub fn authenticate(headers: &HeaderMap, policy: &Policy, now: i64) -> Result<Id
 
 /// The one credential the request carries, or why there is not exactly one.
 fn credential(headers: &HeaderMap) -> Result<&str, Error> {
-    let api_key = single(headers, "x-api-key")?;
-    let bearer = match single(headers, "authorization")? {
+    let api_key = single(headers, &crate::wire::X_API_KEY)?;
+    let bearer = match single(headers, &http::header::AUTHORIZATION)? {
         None => None,
         Some(value) => Some(bearer_token(value).ok_or(Error::BadToken)?),
     };
@@ -120,7 +120,7 @@ fn credential(headers: &HeaderMap) -> Result<&str, Error> {
 }
 
 /// The header's value when it appears at most once; a repeated credential is a conflict.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Error> {
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Error> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);

@@ -48,7 +48,6 @@ pub fn rewrite_request(
     Ok(())
 }
 
-static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -66,10 +65,12 @@ fn rewrite_headers(
     client_ip: Option<IpAddr>,
     strip: Strip,
 ) {
+    // Room for what is added below, so the map grows at most once.
+    headers.reserve(8);
     // Every request carries its key in one of these two; the rarer spellings (underscores,
     // forged X-Mcpwarden-*) are looked for afterwards.
     headers.remove(http::header::AUTHORIZATION);
-    headers.remove(&X_API_KEY);
+    headers.remove(&crate::wire::X_API_KEY);
     for name in forbidden_headers(headers) {
         headers.remove(name);
     }

@@ -38,7 +38,7 @@ use request::{Checked, RETRY_BUFFER};
 use response::{ToolsFilter, cap_response};
 use sessions::SessionSeal;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+use crate::wire::MCP_SESSION_ID as SESSION_HEADER;
 
 /// The error that closes a GET stream the response cap has ended (see
 /// `upstream_response_body_filter`).
@@ -152,7 +152,7 @@ impl<L: Limiter> Gateway<L> {
             return Err(Denial::MethodNotAllowed);
         }
         // check_shape made sure the header is single and visible ASCII.
-        if let Some(sid) = session.req_header().headers.get(SESSION_HEADER) {
+        if let Some(sid) = session.req_header().headers.get(&SESSION_HEADER) {
             let sid = sid.to_str().unwrap_or_default();
             let upstream_id = self
                 .seal
@@ -415,7 +415,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             },
         )?;
         if let Some(upstream_id) = &ctx.upstream_session {
-            req.insert_header(SESSION_HEADER, upstream_id.as_str())?;
+            req.insert_header(SESSION_HEADER.clone(), upstream_id.as_str())?;
         }
         Ok(())
     }
@@ -436,16 +436,16 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
                 .inc();
         }
         let identity = ctx.identity.as_ref().expect("authenticated");
-        if let Some(upstream_id) = resp.headers.get(SESSION_HEADER) {
+        if let Some(upstream_id) = resp.headers.get(&SESSION_HEADER) {
             // The client only ever sees the sealed id (a non-ASCII id cannot be sealed, nor
             // used by a client: it is dropped).
             let sealed = upstream_id
                 .to_str()
                 .ok()
                 .map(|id| self.seal.seal(id, identity.workspace(), identity.key_id()));
-            resp.remove_header(SESSION_HEADER);
+            resp.remove_header(&SESSION_HEADER);
             if let Some(sealed) = sealed {
-                resp.insert_header(SESSION_HEADER, sealed)?;
+                resp.insert_header(SESSION_HEADER.clone(), sealed)?;
             }
         }
         if ctx.checked.as_ref().is_some_and(|c| c.lists_tools) && resp.status.is_success() {
@@ -484,12 +484,12 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
     ) -> Result<()> {
         if let (Some(admission), Some(identity)) = (&ctx.admission, &ctx.identity) {
             let rate = admission.rate;
-            let policy = identity.headers().rate_limit_policy.clone();
-            resp.insert_header("ratelimit-policy", policy)?;
-            resp.insert_header(
-                "ratelimit",
-                crate::wire::rate_limit(rate.remaining, rate.reset),
-            )?;
+            response::edit_headers(resp, |headers| {
+                let policy = identity.headers().rate_limit_policy.clone();
+                headers.insert(crate::wire::RATELIMIT_POLICY.clone(), policy);
+                let left = crate::wire::rate_limit(rate.remaining, rate.reset);
+                headers.insert(crate::wire::RATELIMIT.clone(), left);
+            });
         }
         Ok(())
     }

@@ -1,13 +1,14 @@
 //! Decisions about a request, as plain functions over headers and bytes: is its framing safe
 //! to forward, and what does its JSON-RPC body ask for.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::auth::Identity;
 use crate::authorize;
 use crate::denial::Denial;
 use crate::mcp::jsonrpc::{self, Id};
 use crate::policy::Policy;
+use crate::wire;
 
 /// What Pingora keeps for replay (its retry buffer); bodies up to this size are read and
 /// authorized before the upstream is chosen, larger ones are held back in the body filter.
@@ -70,7 +71,7 @@ pub fn check_shape(method: &http::Method, headers: &HeaderMap) -> Result<Option<
     if *method != http::Method::POST && (chunked || length.is_some_and(|n| n > 0)) {
         return Err(Denial::BadFraming("GET and DELETE carry no body"));
     }
-    for name in ["mcp-session-id", "mcp-method", "mcp-name"] {
+    for name in [&wire::MCP_SESSION_ID, &wire::MCP_METHOD, &wire::MCP_NAME] {
         let mut values = headers.get_all(name).iter();
         if let Some(first) = values.next()
             && (values.next().is_some() || first.to_str().is_err())
@@ -190,9 +191,9 @@ impl LabelNames {
 /// `Mcp-Method` and `Mcp-Name`, when present, must agree with the body; otherwise a proxy
 /// routing on headers and a server acting on the body would see different requests.
 fn check_mcp_headers(headers: &HeaderMap, body: &jsonrpc::Body) -> Result<(), Denial> {
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let method = header("mcp-method");
-    let name = header("mcp-name");
+    let header = |name: &HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let method = header(&wire::MCP_METHOD);
+    let name = header(&wire::MCP_NAME);
     if method.is_none() && name.is_none() {
         return Ok(());
     }

@@ -152,6 +152,16 @@ impl ToolsFilter {
     }
 }
 
+/// Edits a response's headers as a plain `http::HeaderMap`, outside Pingora's
+/// case-preserving map (whose insert parses the name and updates two maps each time; see
+/// `forward::rewrite_request`). The client then receives header names in canonical case.
+pub fn edit_headers(resp: &mut ResponseHeader, edit: impl FnOnce(&mut http::HeaderMap)) {
+    let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
+    let mut parts = http::response::Parts::from(std::mem::replace(resp, placeholder));
+    edit(&mut parts.headers);
+    *resp = ResponseHeader::from(parts);
+}
+
 /// Sets up the response cap from the response's headers as the client will get them (after
 /// [`ToolsFilter`] changed them), and rewrites those headers for it: a body that may change
 /// size loses `Content-Length` and is sent chunked; a body replaced by the error is labelled
