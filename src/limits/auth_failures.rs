@@ -12,7 +12,7 @@
 //!   than growing the map. Full buckets are dropped by [`AuthFailures::shrink`].
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
@@ -48,6 +48,9 @@ impl From<IpAddr> for Source {
 #[derive(Debug)]
 pub struct AuthFailures {
     buckets: DashMap<Source, AtomicU64>,
+    /// No failure since the last shrink left the map empty: the common case, answered
+    /// without a lookup.
+    quiet: AtomicBool,
     quota: Quota,
     clock: Clock,
 }
@@ -62,6 +65,7 @@ impl AuthFailures {
     pub fn new(clock: Clock) -> Self {
         Self {
             buckets: DashMap::new(),
+            quiet: AtomicBool::new(true),
             quota: Quota::per_minute(FAILURES_PER_MINUTE, FAILURES_PER_MINUTE),
             clock,
         }
@@ -69,6 +73,9 @@ impl AuthFailures {
 
     /// Whole seconds until `ip` may try again, when it has spent its budget.
     pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
+        if self.quiet.load(Ordering::Acquire) {
+            return None;
+        }
         let now = self.clock.now();
         let tat = self.buckets.get(&self.source(ip))?.load(Ordering::Acquire);
         match self.quota.draw(tat, now, 1) {
@@ -81,18 +88,22 @@ impl AuthFailures {
     pub fn record(&self, ip: IpAddr) -> Option<u64> {
         let now = self.clock.now();
         let source = self.source(ip);
+        // The entry (and the shard's write lock) is held until the end, so `shrink` cannot
+        // drop it in between; `quiet` is cleared only once the entry is in the map.
         let bucket = self.buckets.entry(source).or_default();
         let mut tat = bucket.load(Ordering::Acquire);
-        loop {
+        let spent = loop {
             let next = match self.quota.draw(tat, now, 1) {
                 Ok((next, _)) => next,
-                Err(refused) => return Some(wait(refused)),
+                Err(refused) => break Some(wait(refused)),
             };
             match bucket.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return None,
+                Ok(_) => break None,
                 Err(current) => tat = current,
             }
-        }
+        };
+        self.quiet.store(false, Ordering::Release);
+        spent
     }
 
     /// Drops the buckets that are full again.
@@ -101,6 +112,10 @@ impl AuthFailures {
         self.buckets
             .retain(|_, tat| tat.load(Ordering::Acquire) > now);
         self.buckets.shrink_to_fit();
+        // A failure recorded after this check clears it again (see `record`).
+        if self.buckets.is_empty() {
+            self.quiet.store(true, Ordering::Release);
+        }
     }
 
     /// Addresses tracked (for tests).
