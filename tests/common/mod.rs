@@ -484,3 +484,24 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
         .map(|(_, value)| value.parse().unwrap())
 }
+
+/// `/metrics` once `ready` holds for it (metrics of a request are counted after its response
+/// has gone out, so a test that just read a response may scrape before they are), or the
+/// last scrape after `secs` seconds.
+pub fn metrics_when(admin: SocketAddr, secs: u64, ready: impl Fn(&str) -> bool) -> String {
+    let scrape = || {
+        raw(
+            admin,
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .map(|r| r.text())
+        .unwrap_or_default()
+    };
+    let mut text = scrape();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ready(&text) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = scrape();
+    }
+    text
+}

@@ -84,10 +84,16 @@ async fn a_300kb_json_result_under_a_200kb_cap_arrives_cut_well_formed_and_withi
         assert_eq!(v["result"]["_meta"]["mcpwarden/truncated"], true);
         // The upstream was asked for an uncompressed body.
         assert_eq!(s.up.calls.header("accept-encoding"), None, "{mode:?}");
-        let metrics = blocking(move || s.gw.metrics()).await;
+        let too_large = [FULL[0], FULL[1], "outcome=\"too_large\""];
+        let admin = s.gw.admin;
+        let metrics = blocking(move || {
+            metrics_when(admin, 5, |m| {
+                sample(m, "mcpwarden_requests_total", &too_large).is_some()
+            })
+        })
+        .await;
         let truncated = sample(&metrics, "mcpwarden_responses_truncated_total", &FULL);
         assert_eq!(truncated, Some(1), "{mode:?}\n{metrics}");
-        let too_large = [FULL[0], FULL[1], "outcome=\"too_large\""];
         assert_eq!(
             sample(&metrics, "mcpwarden_requests_total", &too_large),
             Some(1)
