@@ -6,6 +6,7 @@
 
 pub mod anomaly;
 pub mod inflight;
+pub mod key_gauges;
 pub mod metrics;
 pub mod usage;
 
