@@ -124,6 +124,9 @@ fn check(path: &Path) -> i32 {
     match policy::compile_file(path) {
         Ok(policy) => {
             print!("{}", summary(path, &policy));
+            for finding in policy::lifecycle::review(&policy, crate::policy::store::now()) {
+                println!("warning: {finding}");
+            }
             0
         }
         Err(e) => {

@@ -18,12 +18,14 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 
 use crate::admin::{self, Admin};
 use crate::limits::auth_failures::AuthFailures;
-use crate::limits::{Limiter, LocalLimiter, Subject};
+use crate::limits::{Clock, Limiter, LocalLimiter, Subject};
 use crate::policy::store::Store;
 use crate::proxy::Gateway;
 use crate::proxy::sessions::SessionSeal;
 use crate::telemetry::inflight::Inflight;
+use crate::telemetry::key_gauges::KeyGauges;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::usage::Usage;
 
 /// A task that runs beside the gateway on the side runtime (the demo's MCP server).
 pub type SideTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -41,6 +43,9 @@ pub fn run(
     let limiter = Arc::new(LocalLimiter::default());
     let auth_failures = Arc::new(AuthFailures::default());
     metrics.register(Box::new(Inflight::new(store.clone(), limiter.clone())));
+    let usage = Arc::new(Usage::new(Clock::monotonic()));
+    usage.sync(&policy);
+    metrics.register(Box::new(KeyGauges::new(store.clone(), usage.clone())));
 
     // Bind the admin listener now, so a port in use fails start-up with a clear error.
     let admin_listener = std::net::TcpListener::bind(server_spec.admin_listen)
@@ -60,6 +65,7 @@ pub fn run(
     let admin = Admin {
         store: store.clone(),
         metrics: metrics.clone(),
+        usage: usage.clone(),
         ready: ready.clone(),
     };
     {
@@ -81,6 +87,7 @@ pub fn run(
             store.clone(),
             limiter.clone(),
             auth_failures.clone(),
+            usage.clone(),
         ));
         for task in side_tasks {
             side.spawn(task);
@@ -101,6 +108,7 @@ pub fn run(
     let gateway = Gateway {
         store,
         metrics,
+        usage,
         seal: Arc::new(SessionSeal::random()),
         inflight: inflight.clone(),
         limiter,
@@ -117,10 +125,16 @@ pub fn run(
     Ok(())
 }
 
-/// Keeps limiter memory in step with the policy and with the keys in use: a key's state goes
-/// within a second of a reload that removes it, and idle state (full buckets, nothing in
-/// flight) every minute.
-async fn housekeeping<L: Limiter>(store: Arc<Store>, limiter: Arc<L>, failures: Arc<AuthFailures>) {
+/// Keeps limiter and usage state in step with the policy and with the keys in use: a key's
+/// state goes (and a new key's usage record comes) within a second of a reload, and idle
+/// limiter state (full buckets, nothing in flight) goes every minute. Scores every key's
+/// usage once a second, which logs a spike when one begins.
+async fn housekeeping<L: Limiter>(
+    store: Arc<Store>,
+    limiter: Arc<L>,
+    failures: Arc<AuthFailures>,
+    usage: Arc<Usage>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut generation = store.generation();
     for n in 1u64.. {
@@ -131,10 +145,14 @@ async fn housekeeping<L: Limiter>(store: Arc<Store>, limiter: Arc<L>, failures: 
             let live: std::collections::HashSet<Subject> =
                 policy.keys.values().map(|k| Subject::of_key(k)).collect();
             limiter.retain(&|s| live.contains(s));
+            usage.sync(&policy);
         }
+        usage.tick();
         if n % 60 == 0 {
             limiter.shrink();
             failures.shrink();
+            // Drops a record a request made while its key was being removed.
+            usage.sync(&store.current());
         }
     }
 }

@@ -16,9 +16,15 @@ mod demo;
 mod errors;
 #[path = "integration/gateway.rs"]
 mod gateway;
+#[path = "integration/key_lifecycle.rs"]
+mod key_lifecycle;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/reload.rs"]
 mod reload;
 #[path = "integration/upstream_selfcheck.rs"]
 mod upstream_selfcheck;
+#[path = "integration/usage.rs"]
+mod usage;
+#[path = "integration/usage_page.rs"]
+mod usage_page;

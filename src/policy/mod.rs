@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod glob;
+pub mod lifecycle;
 pub mod schema;
 pub mod store;
 pub mod units;

@@ -33,6 +33,7 @@ use crate::mcp::jsonrpc::Id;
 use crate::policy::Policy;
 use crate::policy::store::{Store, now};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::usage::Usage;
 use crate::telemetry::{Finished, Outcome};
 use request::{Checked, RETRY_BUFFER};
 use response::{ToolsFilter, cap_response};
@@ -48,6 +49,8 @@ const CAP_ENDED_STREAM: ErrorType = ErrorType::Custom("response cap ended the st
 pub struct Gateway<L = LocalLimiter> {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// Per-key rolling counts and anomaly scores, for `/usage`.
+    pub usage: Arc<Usage>,
     /// Seals the session ids the upstream issues to the identity that received them.
     pub seal: Arc<SessionSeal>,
     /// Requests in flight across the process (drained on shutdown).
@@ -609,5 +612,6 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             truncated: ctx.truncated,
         };
         self.metrics.record(&finished);
+        self.usage.record(&finished);
     }
 }

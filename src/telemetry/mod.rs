@@ -4,8 +4,11 @@
 //! Invariant: a record carries the caller's identity only when it authenticated, and never
 //! the credential, its hash, the body or tool arguments.
 
+pub mod anomaly;
 pub mod inflight;
+pub mod key_gauges;
 pub mod metrics;
+pub mod usage;
 
 use std::time::Duration;
 
