@@ -115,7 +115,7 @@ pub fn banner(setup: &DemoSetup, gateway: SocketAddr, admin: SocketAddr) -> Stri
         r#"mcpwarden demo: the gateway is in front of a demo CRM MCP server.
 
   MCP endpoint  {url}
-  Admin         http://{admin}/metrics   (also /healthz, /readyz)
+  Admin         http://{admin}/usage   (also /metrics, /usage.json, /healthz, /readyz)
 
 Keys (shown only now; the policy keeps their SHA-256):
   {FULL_KEY_ID:<14} {full}   all scopes

@@ -100,8 +100,10 @@ impl Store {
                 Ok(generation)
             }
             Err(error) => {
+                // A YAML error may quote the line it is about, and that line may hold a key.
                 tracing::error!(
-                    "policy reload refused, the last good policy stays in force:\n{error}"
+                    "policy reload refused, the last good policy stays in force:\n{}",
+                    crate::telemetry::usage::report::redact(&error.to_string())
                 );
                 status.last_error = Some(error.to_string());
                 self.metrics
