@@ -18,6 +18,8 @@ mod errors;
 mod gateway;
 #[path = "integration/limits.rs"]
 mod limits;
+#[path = "integration/metrics.rs"]
+mod metrics;
 #[path = "integration/reload.rs"]
 mod reload;
 #[path = "integration/upstream_selfcheck.rs"]

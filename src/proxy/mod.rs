@@ -105,14 +105,9 @@ pub struct Ctx {
     /// The upstream's response status, once it answered.
     upstream_status: Option<u16>,
     started: std::time::Instant,
-}
-
-impl Ctx {
-    fn identity_labels(&self) -> (&str, &str) {
-        self.identity
-            .as_ref()
-            .map_or(("", ""), |i| (i.workspace(), i.key_id()))
-    }
+    /// The `method` and `tool` labels of a body refused by policy (an admitted one has them
+    /// in `checked`).
+    refused_labels: Option<(String, String)>,
 }
 
 impl<L: Limiter> Gateway<L> {
@@ -201,9 +196,11 @@ impl<L: Limiter> Gateway<L> {
                 ctx.checked = Some(checked);
                 Ok(())
             }
-            Err((denial, id)) => {
-                ctx.id = id;
-                Err(denial)
+            Err(refused) => {
+                let refused = *refused;
+                ctx.id = refused.id;
+                ctx.refused_labels = Some((refused.method, refused.tool));
+                Err(refused.denial)
             }
         }
     }
@@ -221,13 +218,7 @@ impl<L: Limiter> Gateway<L> {
                 ctx.admission = Some(admission);
                 Ok(())
             }
-            Err(denied) => {
-                self.metrics
-                    .rate_limited
-                    .with_label_values(&[identity.workspace(), identity.key_id(), denied.label()])
-                    .inc();
-                Err(Denial::Limited(denied))
-            }
+            Err(denied) => Err(Denial::Limited(denied)),
         }
     }
 
@@ -321,6 +312,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             outcome: Outcome::Ok,
             upstream_status: None,
             started: std::time::Instant::now(),
+            refused_labels: None,
         }
     }
 
@@ -491,8 +483,8 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         Ok(())
     }
 
-    /// Runs each chunk through the `tools/list` filter, then the response cap; counts the
-    /// cap's cut once.
+    /// Runs each chunk through the `tools/list` filter, then the response cap; a cut marks
+    /// the request truncated (counted once, when it ends).
     fn upstream_response_body_filter(
         &self,
         session: &mut Session,
@@ -518,14 +510,9 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         }
         *body = Some(cap.push(chunk, end_of_stream));
         let cut = cap.cut() || ctx.tools_filter.as_ref().is_some_and(ToolsFilter::cut);
-        if cut && !ctx.truncated {
+        if cut {
             ctx.truncated = true;
             ctx.outcome = Outcome::TooLarge;
-            let (workspace, key) = ctx.identity_labels();
-            self.metrics
-                .responses_truncated
-                .with_label_values(&[workspace, key])
-                .inc();
         }
         Ok(None)
     }
@@ -589,10 +576,11 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
 
     /// The request's one record, for every telemetry sink.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let (method, tool) = ctx
-            .checked
-            .as_ref()
-            .map_or(("", ""), |c| (c.method.as_str(), c.tool.as_str()));
+        let (method, tool) = match (&ctx.checked, &ctx.refused_labels) {
+            (Some(c), _) => (c.method.as_str(), c.tool.as_str()),
+            (None, Some((method, tool))) => (method.as_str(), tool.as_str()),
+            (None, None) => ("", ""),
+        };
         let finished = Finished {
             identity: ctx.identity.as_ref(),
             method,
