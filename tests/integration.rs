@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "integration/access_log.rs"]
+mod access_log;
 #[path = "integration/cap.rs"]
 mod cap;
 #[path = "integration/cli.rs"]

@@ -9,6 +9,7 @@
 
 pub mod forward;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod sessions;
 
@@ -33,8 +34,9 @@ use crate::mcp::jsonrpc::Id;
 use crate::policy::Policy;
 use crate::policy::store::{Store, now};
 use crate::telemetry::metrics::Metrics;
-use crate::telemetry::{Finished, Outcome};
+use crate::telemetry::{Finished, Outcome, access_log};
 use request::{Checked, RETRY_BUFFER};
+use request_id::RequestId;
 use response::{ToolsFilter, cap_response};
 use sessions::SessionSeal;
 
@@ -105,6 +107,8 @@ pub struct Ctx {
     /// The upstream's response status, once it answered.
     upstream_status: Option<u16>,
     started: std::time::Instant,
+    /// Set first thing in `request_filter`; every answer carries it.
+    request_id: Option<RequestId>,
     /// The `method` and `tool` labels of a body refused by policy (an admitted one has them
     /// in `checked`).
     refused_labels: Option<(String, String)>,
@@ -225,9 +229,12 @@ impl<L: Limiter> Gateway<L> {
     async fn send(&self, session: &mut Session, ctx: &mut Ctx, denial: &Denial) -> Result<u16> {
         ctx.outcome = outcome_of(denial);
         let reply = denial::reply(denial, &ctx.id);
-        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
         for (name, value) in &reply.headers {
             header.insert_header(*name, value)?;
+        }
+        if let Some(id) = &ctx.request_id {
+            header.insert_header(request_id::HEADER, id.value.clone())?;
         }
         header.insert_header("content-length", reply.body.len().to_string())?;
         // A refused POST whose body was not read: close rather than drain an unbounded body
@@ -312,6 +319,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             outcome: Outcome::Ok,
             upstream_status: None,
             started: std::time::Instant::now(),
+            request_id: None,
             refused_labels: None,
         }
     }
@@ -319,6 +327,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
     /// Runs first, once per request: framing, credentials, session ownership, and — for
     /// bodies that fit the retry buffer — the JSON-RPC body. `Ok(true)` means answered here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.request_id = Some(RequestId::of(&session.req_header().headers));
         let policy = self.store.current();
         ctx.policy = Some(policy.clone());
         match self.admit(session, ctx, &policy).await {
@@ -409,6 +418,10 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         if let Some(upstream_id) = &ctx.upstream_session {
             req.insert_header(SESSION_HEADER, upstream_id.as_str())?;
         }
+        // The client's own id passes through as it came; a replaced one is replaced here.
+        if let Some(id) = ctx.request_id.as_ref().filter(|id| id.generated) {
+            req.insert_header(request_id::HEADER, id.value.clone())?;
+        }
         Ok(())
     }
 
@@ -467,13 +480,17 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         Ok(())
     }
 
-    /// Tells the client how its key's bucket stands (`RateLimit-Policy`, `RateLimit`).
+    /// Tells the client how its key's bucket stands (`RateLimit-Policy`, `RateLimit`), and
+    /// the request's id (in place of any the upstream sent).
     async fn response_filter(
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(id) = &ctx.request_id {
+            resp.insert_header(request_id::HEADER, id.value.clone())?;
+        }
         if let (Some(admission), Some(identity)) = (&ctx.admission, &ctx.identity) {
             let rate = admission.rate;
             let policy = identity.headers().rate_limit_policy.clone();
@@ -574,7 +591,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         client_gone || e.etype() == &CAP_ENDED_STREAM
     }
 
-    /// The request's one record, for every telemetry sink.
+    /// The request's one record, for every telemetry sink: metrics and the access log.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         let (method, tool) = match (&ctx.checked, &ctx.refused_labels) {
             (Some(c), _) => (c.method.as_str(), c.tool.as_str()),
@@ -594,5 +611,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             truncated: ctx.truncated,
         };
         self.metrics.record(&finished);
+        let id = ctx.request_id.get_or_insert_with(RequestId::generate);
+        access_log::record(&finished, id.as_bytes());
     }
 }

@@ -1,5 +1,5 @@
-//! `/metrics` end to end: exact per-key counts after a known sequence of calls, and a revoked
-//! key's series gone after the reload that revokes it.
+//! `/metrics` end to end: exact per-key counts after a known sequence of calls, no secret in
+//! any label, and a revoked key's series gone after the reload that revokes it.
 
 use std::net::SocketAddr;
 
@@ -270,6 +270,69 @@ async fn a_revoked_keys_series_are_removed_by_the_reload_and_the_others_count_on
         assert!(after.contains(
             "mcpwarden_request_duration_seconds_count{method=\"tools/call\",workspace=\"acme\"}"
         ));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_hash_or_argument_appears_in_metrics_or_the_access_log() {
+    let up = crate::common::upstream::start(Mode::Stateless).await;
+    let upstream = up.addr;
+    let keys = Keys::new();
+    let forged = ApiKey::generate();
+    let secrets: Vec<String> = [
+        &keys.full,
+        &keys.reader,
+        &keys.other,
+        &keys.expired,
+        &forged,
+    ]
+    .iter()
+    .flat_map(|k| [k.expose().to_owned(), hash_hex(k.expose())])
+    .chain(["an-argument-no-log-may-show".to_owned()])
+    .collect();
+    blocking(move || {
+        for format in ["text", "json"] {
+            let (addr, admin) = (free_port(), free_port());
+            let policy = policy_yaml(upstream, addr, admin, &keys, "", DEFAULT_LIMITS);
+            let gw = Gateway::start_logged(addr, admin, &policy, &["--log-format", format]);
+            let marker = json!({"query": "an-argument-no-log-may-show"});
+            let bearer = format!("Authorization: Bearer {}", keys.reader.expose());
+            for key in [&keys.full, &keys.other, &keys.expired, &forged] {
+                post(
+                    addr,
+                    &[&key_header(key)],
+                    &call(1, "search_deals", marker.clone()),
+                );
+                post(
+                    addr,
+                    &[&key_header(key)],
+                    &call(2, "create_deal", marker.clone()),
+                );
+            }
+            post(addr, &[&bearer], &call(3, "search_deals", marker.clone()));
+            post(
+                addr,
+                &[&bearer, &key_header(&keys.full)],
+                &call(4, "search_deals", marker.clone()),
+            );
+            assert!(
+                eventually(3, || gw.log().matches("mcpwarden::access").count() >= 10),
+                "{}",
+                gw.log()
+            );
+            let (metrics, log) = (gw.metrics(), gw.log());
+            for secret in &secrets {
+                assert!(
+                    !metrics.contains(secret.as_str()),
+                    "{format}: {secret} in /metrics"
+                );
+                assert!(
+                    !log.contains(secret.as_str()),
+                    "{format}: {secret} in the log:\n{log}"
+                );
+            }
+        }
     })
     .await;
 }
