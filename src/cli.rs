@@ -24,12 +24,27 @@ pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// One line per request on stderr, in the log format (target `mcpwarden::access`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Switch::On,
+        env = "MCPWARDEN_ACCESS_LOG"
+    )]
+    pub access_log: Switch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

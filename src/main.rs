@@ -1,11 +1,19 @@
 //! The `mcpwarden` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
-use mcpwarden::cli::{Cli, LogFormat, dispatch};
+use mcpwarden::cli::{Cli, Command, LogFormat, Switch, dispatch};
+use mcpwarden::telemetry::access_log;
 
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let serves = matches!(cli.command, Command::Run { .. } | Command::Demo { .. });
+    if serves && cli.access_log == Switch::On {
+        access_log::init(match cli.log_format {
+            LogFormat::Text => access_log::Format::Text,
+            LogFormat::Json => access_log::Format::Json,
+        });
+    }
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -13,6 +21,7 @@ fn main() {
             1
         }
     };
+    access_log::flush();
     std::process::exit(code);
 }
 

@@ -190,6 +190,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
                 );
             }
             tracing::info!("mcpwarden stopped");
+            crate::telemetry::access_log::flush();
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate

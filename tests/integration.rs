@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "integration/access_log.rs"]
+mod access_log;
 #[path = "integration/cap.rs"]
 mod cap;
 #[path = "integration/cli.rs"]
@@ -20,6 +22,8 @@ mod gateway;
 mod key_lifecycle;
 #[path = "integration/limits.rs"]
 mod limits;
+#[path = "integration/metrics.rs"]
+mod metrics;
 #[path = "integration/reload.rs"]
 mod reload;
 #[path = "integration/upstream_selfcheck.rs"]

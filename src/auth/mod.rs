@@ -62,6 +62,11 @@ impl Identity {
         &self.key.id
     }
 
+    /// The policy's entry for this key (its hash is not part of it).
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.key.scopes.contains(scope)
     }

@@ -98,14 +98,6 @@ impl Denied {
             Denied::Concurrency { .. } => 1,
         }
     }
-
-    /// The `limit` label of `mcpwarden_rate_limited_total`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Denied::Rate { .. } | Denied::OverBurst { .. } => "rate",
-            Denied::Concurrency { .. } => "concurrency",
-        }
-    }
 }
 
 /// Where rate and concurrency state lives. The in-process [`LocalLimiter`] is the one there

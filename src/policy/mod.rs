@@ -17,13 +17,15 @@ pub mod fixture;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
 pub use compile::{CompileError, compile, compile_file};
 pub use glob::Glob;
+
+use crate::telemetry::metrics::KeySeries;
 
 /// A compiled, immutable policy snapshot.
 #[derive(Debug)]
@@ -141,6 +143,9 @@ pub struct Key {
     /// Header values every request of this key carries, built once here rather than per
     /// request.
     pub headers: KeyHeaders,
+    /// The key's metric handles, set once when the metrics registry adopts this policy
+    /// (before it is put in force), so counting a request looks nothing up.
+    pub metrics: OnceLock<Arc<KeySeries>>,
 }
 
 /// `X-Mcpwarden-Workspace`, `-Key`, `-Scopes` (space-separated) and `RateLimit-Policy`.
@@ -180,6 +185,7 @@ impl Key {
             created,
             expires,
             headers,
+            metrics: OnceLock::new(),
         }
     }
 }

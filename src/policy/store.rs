@@ -38,6 +38,7 @@ impl Store {
         for warning in &policy.warnings {
             tracing::warn!("{warning}");
         }
+        metrics.adopt(&policy);
         super::lifecycle::log(&policy, now());
         metrics.policy_reloads.with_label_values(&["success"]).inc();
         metrics.policy_last_reload_success.set(now() as f64);
@@ -87,6 +88,8 @@ impl Store {
                 for warning in &policy.warnings {
                     tracing::warn!("{warning}");
                 }
+                // Handles first, so no request of the new policy finds its key without them.
+                self.metrics.adopt(&policy);
                 super::lifecycle::log(&policy, now());
                 self.current.store(Arc::new(policy));
                 let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;

@@ -9,6 +9,7 @@
 
 pub mod forward;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod sessions;
 
@@ -34,8 +35,9 @@ use crate::policy::Policy;
 use crate::policy::store::{Store, now};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::usage::Usage;
-use crate::telemetry::{Finished, Outcome};
+use crate::telemetry::{Finished, Outcome, access_log};
 use request::{Checked, RETRY_BUFFER};
+use request_id::RequestId;
 use response::{ToolsFilter, cap_response};
 use sessions::SessionSeal;
 
@@ -108,14 +110,11 @@ pub struct Ctx {
     /// The upstream's response status, once it answered.
     upstream_status: Option<u16>,
     started: std::time::Instant,
-}
-
-impl Ctx {
-    fn identity_labels(&self) -> (&str, &str) {
-        self.identity
-            .as_ref()
-            .map_or(("", ""), |i| (i.workspace(), i.key_id()))
-    }
+    /// Set first thing in `request_filter`; every answer carries it.
+    request_id: Option<RequestId>,
+    /// The `method` and `tool` labels of a body refused by policy (an admitted one has them
+    /// in `checked`).
+    refused_labels: Option<(&'static str, &'static str)>,
 }
 
 impl<L: Limiter> Gateway<L> {
@@ -204,9 +203,11 @@ impl<L: Limiter> Gateway<L> {
                 ctx.checked = Some(checked);
                 Ok(())
             }
-            Err((denial, id)) => {
-                ctx.id = id;
-                Err(denial)
+            Err(refused) => {
+                let refused = *refused;
+                ctx.id = refused.id;
+                ctx.refused_labels = Some((refused.method, refused.tool));
+                Err(refused.denial)
             }
         }
     }
@@ -224,22 +225,19 @@ impl<L: Limiter> Gateway<L> {
                 ctx.admission = Some(admission);
                 Ok(())
             }
-            Err(denied) => {
-                self.metrics
-                    .rate_limited
-                    .with_label_values(&[identity.workspace(), identity.key_id(), denied.label()])
-                    .inc();
-                Err(Denial::Limited(denied))
-            }
+            Err(denied) => Err(Denial::Limited(denied)),
         }
     }
 
     async fn send(&self, session: &mut Session, ctx: &mut Ctx, denial: &Denial) -> Result<u16> {
         ctx.outcome = outcome_of(denial);
         let reply = denial::reply(denial, &ctx.id);
-        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
         for (name, value) in &reply.headers {
             header.insert_header(*name, value)?;
+        }
+        if let Some(id) = &ctx.request_id {
+            header.insert_header(request_id::HEADER, id.value.clone())?;
         }
         header.insert_header("content-length", reply.body.len().to_string())?;
         // A refused POST whose body was not read: close rather than drain an unbounded body
@@ -324,12 +322,15 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             outcome: Outcome::Ok,
             upstream_status: None,
             started: std::time::Instant::now(),
+            request_id: None,
+            refused_labels: None,
         }
     }
 
     /// Runs first, once per request: framing, credentials, session ownership, and — for
     /// bodies that fit the retry buffer — the JSON-RPC body. `Ok(true)` means answered here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.request_id = Some(RequestId::of(&session.req_header().headers));
         let policy = self.store.current();
         ctx.policy = Some(policy.clone());
         match self.admit(session, ctx, &policy).await {
@@ -420,6 +421,10 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         if let Some(upstream_id) = &ctx.upstream_session {
             req.insert_header(SESSION_HEADER.clone(), upstream_id.as_str())?;
         }
+        // The client's own id passes through as it came; a replaced one is replaced here.
+        if let Some(id) = ctx.request_id.as_ref().filter(|id| id.generated) {
+            req.insert_header(request_id::HEADER, id.value.clone())?;
+        }
         Ok(())
     }
 
@@ -478,13 +483,17 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         Ok(())
     }
 
-    /// Tells the client how its key's bucket stands (`RateLimit-Policy`, `RateLimit`).
+    /// Tells the client how its key's bucket stands (`RateLimit-Policy`, `RateLimit`), and
+    /// the request's id (in place of any the upstream sent).
     async fn response_filter(
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(id) = &ctx.request_id {
+            resp.insert_header(request_id::HEADER, id.value.clone())?;
+        }
         if let (Some(admission), Some(identity)) = (&ctx.admission, &ctx.identity) {
             let rate = admission.rate;
             response::edit_headers(resp, |headers| {
@@ -497,8 +506,8 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         Ok(())
     }
 
-    /// Runs each chunk through the `tools/list` filter, then the response cap; counts the
-    /// cap's cut once.
+    /// Runs each chunk through the `tools/list` filter, then the response cap; a cut marks
+    /// the request truncated (counted once, when it ends).
     fn upstream_response_body_filter(
         &self,
         session: &mut Session,
@@ -524,14 +533,9 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         }
         *body = Some(cap.push(chunk, end_of_stream));
         let cut = cap.cut() || ctx.tools_filter.as_ref().is_some_and(ToolsFilter::cut);
-        if cut && !ctx.truncated {
+        if cut {
             ctx.truncated = true;
             ctx.outcome = Outcome::TooLarge;
-            let (workspace, key) = ctx.identity_labels();
-            self.metrics
-                .responses_truncated
-                .with_label_values(&[workspace, key])
-                .inc();
         }
         Ok(None)
     }
@@ -593,12 +597,13 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         client_gone || e.etype() == &CAP_ENDED_STREAM
     }
 
-    /// The request's one record, for every telemetry sink.
+    /// The request's one record, for every telemetry sink: metrics and the access log.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let (method, tool) = ctx
-            .checked
-            .as_ref()
-            .map_or(("", ""), |c| (c.method, c.tool));
+        let (method, tool) = match (&ctx.checked, &ctx.refused_labels) {
+            (Some(c), _) => (c.method, c.tool),
+            (None, Some((method, tool))) => (*method, *tool),
+            (None, None) => ("", ""),
+        };
         let finished = Finished {
             identity: ctx.identity.as_ref(),
             method,
@@ -613,5 +618,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         };
         self.metrics.record(&finished);
         self.usage.record(&finished);
+        let id = ctx.request_id.get_or_insert_with(RequestId::generate);
+        access_log::record(&finished, id.as_bytes());
     }
 }

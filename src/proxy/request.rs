@@ -84,6 +84,16 @@ pub fn check_shape(method: &http::Method, headers: &HeaderMap) -> Result<Option<
     Ok(length)
 }
 
+/// A body the gateway refuses (boxed: refusals are rare, and it is large): why, the id its error carries, and the `method` and `tool`
+/// labels it is counted under (empty when the body is not JSON-RPC).
+#[derive(Debug)]
+pub struct Refused {
+    pub denial: Denial,
+    pub id: Id,
+    pub method: &'static str,
+    pub tool: &'static str,
+}
+
 /// Parses and authorizes a POST body: every message of a batch is checked and counted; a
 /// batch with any refused element is refused whole (with id `null`).
 pub fn evaluate(
@@ -91,37 +101,54 @@ pub fn evaluate(
     identity: &Identity,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Checked, (Denial, Id)> {
+) -> Result<Checked, Box<Refused>> {
     let parsed = jsonrpc::classify(body).map_err(|e| {
         let denial = match e {
             jsonrpc::ParseError::NotJson => Denial::NotJson,
             jsonrpc::ParseError::Invalid { reason, .. } => Denial::InvalidRequest(reason),
         };
-        (denial, e.id())
+        Box::new(Refused {
+            denial,
+            id: e.id(),
+            method: "",
+            tool: "",
+        })
     })?;
     let id = parsed.first_id();
-    check_mcp_headers(headers, &parsed).map_err(|d| (d, id.clone()))?;
-    let mut cost: u32 = 0;
-    let mut lists_tools = false;
-    for message in parsed.messages() {
-        let c = authorize::check(policy, identity, message.method(), message.tool())
-            .map_err(|d| (Denial::Forbidden(d), id.clone()))?;
-        cost = cost.saturating_add(c);
-        lists_tools |= message.method() == Some("tools/list");
-    }
+    // Labelled before the decision, so a refusal counts under the method and tool it asked for.
     let (method, tool) = if parsed.is_batch() {
         ("batch", "")
     } else {
         let message = &parsed.messages()[0];
         labels(policy, message.method(), message.tool())
     };
-    Ok(Checked {
-        id,
-        cost,
-        method,
-        tool,
-        lists_tools,
-    })
+    let decided = check_mcp_headers(headers, &parsed).and_then(|()| {
+        let mut cost: u32 = 0;
+        for message in parsed.messages() {
+            let c = authorize::check(policy, identity, message.method(), message.tool())
+                .map_err(Denial::Forbidden)?;
+            cost = cost.saturating_add(c);
+        }
+        Ok(cost)
+    });
+    match decided {
+        Ok(cost) => Ok(Checked {
+            id,
+            cost,
+            method,
+            tool,
+            lists_tools: parsed
+                .messages()
+                .iter()
+                .any(|m| m.method() == Some("tools/list")),
+        }),
+        Err(denial) => Err(Box::new(Refused {
+            denial,
+            id,
+            method,
+            tool,
+        })),
+    }
 }
 
 /// Metric labels for one message: a name a policy rule matches, else `other`. Rules are
@@ -297,7 +324,8 @@ mod tests {
         let (policy, reader) = who("reader");
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_deals"}},
                         {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_deal"}}]"#;
-        let (denial, id) = evaluate(&policy, &reader, &HeaderMap::new(), body).unwrap_err();
+        let Refused { denial, id, .. } =
+            *evaluate(&policy, &reader, &HeaderMap::new(), body).unwrap_err();
         assert!(matches!(denial, Denial::Forbidden(_)));
         assert_eq!(id, Id::null());
     }
@@ -337,13 +365,26 @@ mod tests {
         let ping = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
         let checked = evaluate(&policy, &full, &HeaderMap::new(), ping).unwrap();
         assert_eq!((checked.method, checked.tool), ("ping", ""));
-        let checked = evaluate(
+        // A refusal is counted under the names it asked for (`other` for a tool no rule
+        // matches), like an allowed call.
+        let refused = evaluate(
             &policy,
             &full,
             &HeaderMap::new(),
             call("no_rule").as_bytes(),
-        );
-        assert!(checked.is_err());
+        )
+        .unwrap_err();
+        assert_eq!((refused.method, refused.tool), ("tools/call", "other"));
+        let (policy, reader) = who("reader");
+        let refused = evaluate(
+            &policy,
+            &reader,
+            &HeaderMap::new(),
+            call("create_deal").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(matches!(refused.denial, Denial::Forbidden(_)));
+        assert_eq!(refused.tool, "create_deal");
     }
 
     #[test]
@@ -365,19 +406,20 @@ mod tests {
         let good = map(&[("mcp-method", "tools/call"), ("mcp-name", "search_deals")]);
         assert!(evaluate(&policy, &full, &good, body).is_ok());
         let wrong_name = map(&[("mcp-method", "tools/call"), ("mcp-name", "get_deal")]);
-        let (denial, _) = evaluate(&policy, &full, &wrong_name, body).unwrap_err();
+        let Refused { denial, .. } = *evaluate(&policy, &full, &wrong_name, body).unwrap_err();
         assert!(matches!(denial, Denial::HeaderMismatch(_)));
         let wrong_method = map(&[("mcp-method", "tools/list")]);
-        let (denial, _) = evaluate(&policy, &full, &wrong_method, body).unwrap_err();
+        let Refused { denial, .. } = *evaluate(&policy, &full, &wrong_method, body).unwrap_err();
         assert!(matches!(denial, Denial::HeaderMismatch(_)));
     }
 
     #[test]
     fn not_json_and_not_json_rpc_are_told_apart() {
         let (policy, full) = who("full");
-        let (d, _) = evaluate(&policy, &full, &HeaderMap::new(), b"{nope").unwrap_err();
+        let Refused { denial: d, .. } =
+            *evaluate(&policy, &full, &HeaderMap::new(), b"{nope").unwrap_err();
         assert_eq!(d, Denial::NotJson);
-        let (d, id) = evaluate(
+        let Refused { denial: d, id, .. } = *evaluate(
             &policy,
             &full,
             &HeaderMap::new(),

@@ -1,23 +1,43 @@
-//! One Prometheus registry and typed handles to every metric the gateway exports.
+//! One Prometheus registry and typed handles to every metric the gateway exports
+//! (`docs/metrics.md` lists them).
 //!
-//! Invariant: label values come from the policy (workspace, key id, rule-matched tool names)
-//! or from fixed sets (outcome, reason, result, kind), never from raw request input, so a
-//! client cannot grow the number of series.
+//! Invariants: label values come from the policy (workspace, key id, rule-matched method and
+//! tool names) or from fixed sets (outcome, reason, result, kind, limit), never from raw
+//! request input, so a client cannot grow the number of series; requests without a valid
+//! identity are counted with empty `workspace` and `key`. Per-key handles are resolved when a
+//! policy is adopted, before it is put in force, and the series of a key that leaves the
+//! policy are removed then.
+
+mod families;
+mod key_series;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use prometheus::core::Collector;
+use prometheus::{Encoder, Gauge, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::Finished;
-use prometheus::{Encoder, Gauge, IntCounterVec, Opts, Registry, TextEncoder};
+use crate::policy::Policy;
+use families::Families;
+pub use key_series::KeySeries;
+
+/// Key series by (workspace, key id).
+type ByName = HashMap<(Arc<str>, Arc<str>), Arc<KeySeries>>;
 
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
+    families: Families,
+    /// Requests without a valid identity.
+    anonymous: KeySeries,
+    /// The keys of the adopted policy.
+    keys: Mutex<ByName>,
     pub auth_failures: IntCounterVec,
     pub policy_reloads: IntCounterVec,
     pub policy_last_reload_success: Gauge,
     pub upstream_errors: IntCounterVec,
-    pub rate_limited: IntCounterVec,
-    pub responses_truncated: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -35,12 +55,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let requests = counter_vec(
-            &registry,
-            "mcpwarden_requests_total",
-            "Requests by key, JSON-RPC method, tool and outcome.",
-            &["workspace", "key", "method", "tool", "outcome"],
-        );
+        let families = Families::new();
+        for collector in families.collectors() {
+            registry.register(collector).expect("registered once");
+        }
         let auth_failures = counter_vec(
             &registry,
             "mcpwarden_auth_failures_total",
@@ -59,12 +77,6 @@ impl Metrics {
             "Upstream failures by kind.",
             &["kind"],
         );
-        let rate_limited = counter_vec(
-            &registry,
-            "mcpwarden_rate_limited_total",
-            "Requests refused with 429 by key and limit (rate, concurrency).",
-            &["workspace", "key", "limit"],
-        );
         let policy_last_reload_success = Gauge::with_opts(Opts::new(
             "mcpwarden_policy_last_reload_success_timestamp_seconds",
             "When the policy last loaded successfully (Unix seconds).",
@@ -73,45 +85,69 @@ impl Metrics {
         registry
             .register(Box::new(policy_last_reload_success.clone()))
             .expect("registered once");
-        let responses_truncated = counter_vec(
-            &registry,
-            "mcpwarden_responses_truncated_total",
-            "Responses the size cap cut or replaced, by key.",
-            &["workspace", "key"],
-        );
-        // Fixed label sets are created up front so every series shows from the start.
+        // Fixed label sets are created up front so every series shows from the start (and
+        // `rate()` over them in an alert sees the first increase).
         for result in ["success", "failure"] {
             policy_reloads.with_label_values(&[result]);
         }
         for reason in ["missing", "invalid", "expired", "bad_token", "conflict"] {
             auth_failures.with_label_values(&[reason]);
         }
+        for kind in ["connect", "timeout", "reset", "status_5xx"] {
+            upstream_errors.with_label_values(&[kind]);
+        }
+        let anonymous = KeySeries::anonymous(&families);
         Self {
             registry,
-            requests,
+            families,
+            anonymous,
+            keys: Mutex::default(),
             auth_failures,
             policy_reloads,
             policy_last_reload_success,
             upstream_errors,
-            rate_limited,
-            responses_truncated,
         }
     }
 
-    /// Counts a finished request.
+    /// Makes `policy` the one whose keys are counted: every key gets its handles (a key
+    /// already known by workspace and id keeps its series and counts), and the series of keys
+    /// and workspaces no longer in it are removed. Call it before the policy is put in force,
+    /// so no request of it finds its key without handles. A policy is adopted by one registry.
+    pub fn adopt(&self, policy: &Policy) {
+        let mut keys = self.keys.lock().expect("not poisoned");
+        let mut next = HashMap::with_capacity(policy.keys.len());
+        for key in policy.keys.values() {
+            let name = (key.workspace.name.clone(), key.id.clone());
+            let series = keys
+                .remove(&name)
+                .unwrap_or_else(|| Arc::new(KeySeries::new(&self.families, &name.0, &name.1)));
+            // Already set only when this very policy is adopted twice: same handles.
+            let _ = key.metrics.set(series.clone());
+            next.insert(name, series);
+        }
+        for gone in keys.values() {
+            gone.retire(&self.families);
+        }
+        *keys = next;
+        let workspaces: HashSet<&str> = policy.workspaces.iter().map(|w| &*w.name).collect();
+        // Retired keys first, then their workspaces' histograms: a request still in flight
+        // cannot bring a series back in between (see KeySeries::retire).
+        self.families
+            .retain_workspaces(|w| w.is_empty() || workspaces.contains(w));
+    }
+
+    /// Counts a finished request: `mcpwarden_requests_total`, `…_request_duration_seconds`,
+    /// `…_response_bytes_total`, `…_rate_limited_total` and `…_responses_truncated_total`.
     pub fn record(&self, request: &Finished<'_>) {
-        let (workspace, key) = request
-            .identity
-            .map_or(("", ""), |i| (i.workspace(), i.key_id()));
-        self.requests
-            .with_label_values(&[
-                workspace,
-                key,
-                request.method,
-                request.tool,
-                request.outcome.label(),
-            ])
-            .inc();
+        let series = match request.identity {
+            None => &self.anonymous,
+            Some(identity) => match identity.key().metrics.get() {
+                Some(series) => series,
+                // A policy this registry never adopted (unit tests, `check`): not counted.
+                None => return,
+            },
+        };
+        series.count(request, &self.families);
     }
 
     /// Adds a collector whose values are read at scrape time (gauges over live state).

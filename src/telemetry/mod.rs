@@ -4,6 +4,7 @@
 //! Invariant: a record carries the caller's identity only when it authenticated, and never
 //! the credential, its hash, the body or tool arguments.
 
+pub mod access_log;
 pub mod anomaly;
 pub mod inflight;
 pub mod key_gauges;

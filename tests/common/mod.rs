@@ -115,21 +115,40 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub policy_path: PathBuf,
+    /// Where stderr goes, for a gateway started with [`Gateway::start_logged`].
+    log_path: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
 impl Gateway {
     /// Writes `policy` (built for `addr`/`admin`) and runs `mcpwarden run` on it until ready.
     pub fn start(addr: SocketAddr, admin: SocketAddr, policy: &str) -> Self {
+        Self::spawn(addr, admin, policy, &[], false)
+    }
+
+    /// Like `start`, with `args` added to `mcpwarden run` and its stderr kept for
+    /// [`Gateway::log`].
+    pub fn start_logged(addr: SocketAddr, admin: SocketAddr, policy: &str, args: &[&str]) -> Self {
+        Self::spawn(addr, admin, policy, args, true)
+    }
+
+    fn spawn(addr: SocketAddr, admin: SocketAddr, policy: &str, args: &[&str], keep: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let policy_path = dir.path().join("policy.yaml");
         std::fs::write(&policy_path, policy).unwrap();
+        let log_path = keep.then(|| dir.path().join("stderr.log"));
+        let stderr = match &log_path {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(BIN)
             .args(["run", "--policy"])
             .arg(&policy_path)
+            .args(args)
             .env("RUST_LOG", "info,pingora_core=warn,pingora_proxy=warn")
+            .env_remove("MCPWARDEN_ACCESS_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut gateway = Self {
@@ -137,10 +156,17 @@ impl Gateway {
             addr,
             admin,
             policy_path,
+            log_path,
             _dir: dir,
         };
         gateway.wait_ready();
         gateway
+    }
+
+    /// What the gateway has written to stderr so far (started with `start_logged`).
+    pub fn log(&self) -> String {
+        let path = self.log_path.as_ref().expect("started with start_logged");
+        std::fs::read_to_string(path).unwrap()
     }
 
     fn wait_ready(&mut self) {
@@ -483,25 +509,4 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
                     .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
         })
         .map(|(_, value)| value.parse().unwrap())
-}
-
-/// `/metrics` once `ready` holds for it (metrics of a request are counted after its response
-/// has gone out, so a test that just read a response may scrape before they are), or the
-/// last scrape after `secs` seconds.
-pub fn metrics_when(admin: SocketAddr, secs: u64, ready: impl Fn(&str) -> bool) -> String {
-    let scrape = || {
-        raw(
-            admin,
-            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        )
-        .map(|r| r.text())
-        .unwrap_or_default()
-    };
-    let mut text = scrape();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ready(&text) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-        text = scrape();
-    }
-    text
 }

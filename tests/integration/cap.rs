@@ -59,6 +59,13 @@ fn sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<u64> {
 
 const FULL: [&str; 2] = ["workspace=\"acme\"", "key=\"full\""];
 
+/// `/metrics` once the sample of `metric` with `labels` is `want` (a request is counted just
+/// after its client has the response), or as it is after 3 s.
+fn metrics_when(gw: &Gateway, metric: &str, labels: &[&str], want: u64) -> String {
+    eventually(3, || sample(&gw.metrics(), metric, labels) == Some(want));
+    gw.metrics()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300kb_json_result_under_a_200kb_cap_arrives_cut_well_formed_and_within_it() {
     for mode in [Mode::Stateless, Mode::StatefulJson] {
@@ -84,16 +91,17 @@ async fn a_300kb_json_result_under_a_200kb_cap_arrives_cut_well_formed_and_withi
         assert_eq!(v["result"]["_meta"]["mcpwarden/truncated"], true);
         // The upstream was asked for an uncompressed body.
         assert_eq!(s.up.calls.header("accept-encoding"), None, "{mode:?}");
-        let too_large = [FULL[0], FULL[1], "outcome=\"too_large\""];
-        let admin = s.gw.admin;
-        let metrics = blocking(move || {
-            metrics_when(admin, 5, |m| {
-                sample(m, "mcpwarden_requests_total", &too_large).is_some()
-            })
-        })
-        .await;
+        let metrics =
+            blocking(move || metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &FULL, 1))
+                .await;
         let truncated = sample(&metrics, "mcpwarden_responses_truncated_total", &FULL);
         assert_eq!(truncated, Some(1), "{mode:?}\n{metrics}");
+        let too_large = [
+            FULL[0],
+            FULL[1],
+            "tool=\"big_result\"",
+            "outcome=\"too_large\"",
+        ];
         assert_eq!(
             sample(&metrics, "mcpwarden_requests_total", &too_large),
             Some(1)
@@ -117,9 +125,10 @@ async fn a_result_within_the_cap_passes_untouched_and_is_not_counted() {
     let length = resp.body.len().to_string();
     assert_eq!(resp.header("content-length"), Some(length.as_str()));
     let metrics = blocking(move || s.gw.metrics()).await;
+    // Every key's series shows from the start, at zero until a cut.
     assert_eq!(
         sample(&metrics, "mcpwarden_responses_truncated_total", &FULL),
-        None
+        Some(0)
     );
 }
 
@@ -140,7 +149,9 @@ async fn a_300kb_sse_result_under_a_200kb_cap_becomes_the_error_event_for_its_id
     assert_eq!(last["id"], 7);
     assert_eq!(last["error"]["code"], -32005);
     assert_eq!(last["error"]["data"]["limitBytes"], CAP);
-    let metrics = blocking(move || s.gw.metrics()).await;
+    let metrics =
+        blocking(move || metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &FULL, 1))
+            .await;
     assert_eq!(
         sample(&metrics, "mcpwarden_responses_truncated_total", &FULL),
         Some(1)
@@ -172,8 +183,11 @@ async fn tools_list_under_a_small_cap_is_the_error_for_its_id_never_a_partial_li
         let answer = resp.messages().into_iter().find(|m| m["id"] == 2).unwrap();
         assert_eq!(answer["error"]["code"], -32005, "{mode:?}");
         assert_eq!(answer["error"]["data"]["limitBytes"], 1000);
-        let metrics = blocking(move || s.gw.metrics()).await;
         let reader = ["workspace=\"acme\"", "key=\"reader\""];
+        let metrics = blocking(move || {
+            metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &reader, 1)
+        })
+        .await;
         assert_eq!(
             sample(&metrics, "mcpwarden_responses_truncated_total", &reader),
             Some(1),

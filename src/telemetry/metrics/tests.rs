@@ -1,0 +1,289 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Metrics;
+use super::key_series::slot;
+use crate::auth::Identity;
+use crate::auth::api_key::{ApiKey, hash_hex};
+use crate::policy::{self, Policy};
+use crate::telemetry::{Finished, Outcome};
+
+/// A policy with workspace `acme` holding the given key ids and workspace `beta` holding
+/// `other` (when `with_beta`).
+fn policy(acme: &[&str], with_beta: bool) -> Policy {
+    let mut yaml = String::from(
+        "version: 1\nupstream:\n  url: http://127.0.0.1:3001\ntools:\n  - match: search_*\n    requires: []\nworkspaces:\n  acme:\n    keys:\n",
+    );
+    for id in acme {
+        let hash = hash_hex(ApiKey::generate().expose());
+        yaml.push_str(&format!("      - id: {id}\n        sha256: {hash}\n"));
+    }
+    if with_beta {
+        let hash = hash_hex(ApiKey::generate().expose());
+        yaml.push_str(&format!(
+            "  beta:\n    keys:\n      - id: other\n        sha256: {hash}\n"
+        ));
+    }
+    policy::compile(&yaml, "test.yaml").unwrap()
+}
+
+fn identity(policy: &Policy, id: &str) -> Identity {
+    let key = policy.keys.values().find(|k| &*k.id == id).unwrap();
+    Identity::from_key(Arc::clone(key))
+}
+
+fn request<'a>(identity: Option<&'a Identity>, tool: &'a str, outcome: Outcome) -> Finished<'a> {
+    Finished {
+        identity,
+        method: if tool.is_empty() { "" } else { "tools/call" },
+        tool,
+        outcome,
+        status: 200,
+        upstream_status: Some(200),
+        duration: Duration::from_millis(3),
+        bytes_in: 100,
+        bytes_out: 250,
+        truncated: false,
+    }
+}
+
+/// The value of the series `name` whose labels include all of `labels`.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, v)| v.parse().unwrap())
+}
+
+const FULL: [(&str, &str); 2] = [("workspace", "acme"), ("key", "full")];
+
+#[test]
+fn n_requests_of_a_key_show_as_exactly_n_in_every_family() {
+    let metrics = Metrics::new();
+    let p = policy(&["full", "reader"], false);
+    metrics.adopt(&p);
+    let full = identity(&p, "full");
+    for _ in 0..7 {
+        metrics.record(&request(Some(&full), "search_deals", Outcome::Ok));
+    }
+    metrics.record(&request(Some(&full), "other", Outcome::Denied));
+    let text = metrics.render();
+    let ok = [
+        FULL[0],
+        FULL[1],
+        ("tool", "search_deals"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(value(&text, "mcpwarden_requests_total", &ok), Some(7.0));
+    let denied = [FULL[0], FULL[1], ("tool", "other"), ("outcome", "denied")];
+    assert_eq!(value(&text, "mcpwarden_requests_total", &denied), Some(1.0));
+    // Every outcome of a used method and tool shows, at zero until it happens.
+    let limited = [("tool", "search_deals"), ("outcome", "rate_limited")];
+    assert_eq!(
+        value(
+            &text,
+            "mcpwarden_requests_total",
+            &[FULL[0], FULL[1], limited[0], limited[1]]
+        ),
+        Some(0.0)
+    );
+    let histogram = [("workspace", "acme"), ("method", "tools/call")];
+    assert_eq!(
+        value(
+            &text,
+            "mcpwarden_request_duration_seconds_count",
+            &histogram
+        ),
+        Some(8.0)
+    );
+    let within_5ms = [histogram[0], histogram[1], ("le", "0.005")];
+    assert_eq!(
+        value(
+            &text,
+            "mcpwarden_request_duration_seconds_bucket",
+            &within_5ms
+        ),
+        Some(8.0)
+    );
+    assert_eq!(
+        value(&text, "mcpwarden_response_bytes_total", &FULL),
+        Some(8.0 * 250.0)
+    );
+    // The histogram is per workspace and method: no key label.
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("mcpwarden_request_duration_seconds"))
+            .all(|l| !l.contains("key=")),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_key_of_an_adopted_policy_has_its_per_key_series_at_zero() {
+    let metrics = Metrics::new();
+    metrics.adopt(&policy(&["full", "idle"], false));
+    let text = metrics.render();
+    let idle = [("workspace", "acme"), ("key", "idle")];
+    assert_eq!(
+        value(&text, "mcpwarden_response_bytes_total", &idle),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "mcpwarden_responses_truncated_total", &idle),
+        Some(0.0)
+    );
+    for limit in ["rate", "concurrency"] {
+        let labels = [idle[0], idle[1], ("limit", limit)];
+        assert_eq!(
+            value(&text, "mcpwarden_rate_limited_total", &labels),
+            Some(0.0)
+        );
+    }
+    for kind in ["connect", "timeout", "reset", "status_5xx"] {
+        let labels = [("kind", kind)];
+        assert_eq!(
+            value(&text, "mcpwarden_upstream_errors_total", &labels),
+            Some(0.0)
+        );
+    }
+}
+
+#[test]
+fn rate_limits_and_truncations_count_by_key_and_limit() {
+    let metrics = Metrics::new();
+    let p = policy(&["full"], false);
+    metrics.adopt(&p);
+    let full = identity(&p, "full");
+    let rate = Outcome::RateLimited { concurrency: false };
+    let slots = Outcome::RateLimited { concurrency: true };
+    for outcome in [rate, rate, slots] {
+        metrics.record(&request(Some(&full), "search_deals", outcome));
+    }
+    let mut cut = request(Some(&full), "search_deals", Outcome::TooLarge);
+    cut.truncated = true;
+    metrics.record(&cut);
+    let text = metrics.render();
+    let by_limit = |limit| {
+        value(
+            &text,
+            "mcpwarden_rate_limited_total",
+            &[FULL[0], FULL[1], ("limit", limit)],
+        )
+    };
+    assert_eq!(by_limit("rate"), Some(2.0));
+    assert_eq!(by_limit("concurrency"), Some(1.0));
+    assert_eq!(
+        value(&text, "mcpwarden_responses_truncated_total", &FULL),
+        Some(1.0)
+    );
+    let limited = [FULL[0], FULL[1], ("outcome", "rate_limited")];
+    assert_eq!(
+        value(&text, "mcpwarden_requests_total", &limited),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn requests_without_an_identity_carry_empty_key_labels() {
+    let metrics = Metrics::new();
+    metrics.adopt(&policy(&["full"], false));
+    metrics.record(&request(None, "", Outcome::Denied));
+    metrics.record(&request(
+        None,
+        "",
+        Outcome::RateLimited { concurrency: false },
+    ));
+    let text = metrics.render();
+    let none = [("workspace", ""), ("key", ""), ("method", ""), ("tool", "")];
+    let denied = [none[0], none[1], none[2], none[3], ("outcome", "denied")];
+    assert_eq!(value(&text, "mcpwarden_requests_total", &denied), Some(1.0));
+    assert_eq!(
+        value(&text, "mcpwarden_response_bytes_total", &none[..2]),
+        Some(500.0)
+    );
+    // No key was over its limit: the address's failed-authentication budget is not a key's.
+    assert!(
+        !text.contains("mcpwarden_rate_limited_total{key=\"\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_key_that_leaves_the_policy_loses_its_series_and_one_that_stays_keeps_its_counts() {
+    let metrics = Metrics::new();
+    let before = policy(&["full", "reader"], true);
+    metrics.adopt(&before);
+    let (full, reader, other) = (
+        identity(&before, "full"),
+        identity(&before, "reader"),
+        identity(&before, "other"),
+    );
+    for who in [&full, &reader, &other] {
+        metrics.record(&request(Some(who), "search_deals", Outcome::Ok));
+    }
+    assert!(metrics.render().contains("key=\"reader\""));
+
+    // `reader` and the whole of `beta` are revoked; `full` gets a new hash, same id.
+    let after = policy(&["full"], false);
+    metrics.adopt(&after);
+    let text = metrics.render();
+    assert!(!text.contains("reader"), "{text}");
+    assert!(!text.contains("beta"), "{text}");
+    let ok = [FULL[0], FULL[1], ("outcome", "ok")];
+    assert_eq!(value(&text, "mcpwarden_requests_total", &ok), Some(1.0));
+
+    // Requests of the old policy still in flight: the kept key counts on, the revoked one's
+    // series do not come back (not even through a method it had not used).
+    metrics.record(&request(Some(&full), "search_deals", Outcome::Ok));
+    metrics.record(&request(Some(&reader), "search_deals", Outcome::Ok));
+    metrics.record(&request(Some(&reader), "search_more", Outcome::Ok));
+    metrics.record(&request(
+        Some(&identity(&after, "full")),
+        "search_deals",
+        Outcome::Ok,
+    ));
+    let text = metrics.render();
+    assert!(!text.contains("reader"), "{text}");
+    assert_eq!(value(&text, "mcpwarden_requests_total", &ok), Some(3.0));
+    let histogram = [("workspace", "acme"), ("method", "tools/call")];
+    assert_eq!(
+        value(
+            &text,
+            "mcpwarden_request_duration_seconds_count",
+            &histogram
+        ),
+        Some(4.0)
+    );
+}
+
+#[test]
+fn a_policy_the_registry_never_adopted_counts_nothing_per_key() {
+    let metrics = Metrics::new();
+    let p = policy(&["full"], false);
+    metrics.record(&request(
+        Some(&identity(&p, "full")),
+        "search_deals",
+        Outcome::Ok,
+    ));
+    assert!(!metrics.render().contains("key=\"full\""));
+}
+
+#[test]
+fn outcome_slots_follow_the_outcome_labels() {
+    for outcome in [
+        Outcome::Ok,
+        Outcome::Denied,
+        Outcome::RateLimited { concurrency: true },
+        Outcome::TooLarge,
+        Outcome::UpstreamError,
+    ] {
+        assert_eq!(super::families::OUTCOMES[slot(outcome)], outcome.label());
+    }
+}
