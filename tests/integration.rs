@@ -14,6 +14,8 @@ mod cli;
 mod client;
 #[path = "integration/demo.rs"]
 mod demo;
+#[path = "integration/deploy.rs"]
+mod deploy;
 #[path = "integration/errors.rs"]
 mod errors;
 #[path = "integration/gateway.rs"]

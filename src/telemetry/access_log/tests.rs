@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{AccessLog, FLUSH_BYTES, Format};
+use super::{AccessLog, Format, HIGH_WATER};
 use crate::auth::Identity;
 use crate::auth::api_key::hash_hex;
 use crate::policy::fixture;
@@ -162,19 +162,19 @@ fn lines_never_carry_the_key_or_its_hash() {
 }
 
 #[test]
-fn lines_wait_in_memory_until_a_batch_fills_or_a_flush_and_come_out_in_order() {
+fn lines_wait_in_memory_until_a_flush_or_the_high_water_mark_and_come_out_in_order() {
     let out = Shared::default();
     let log = AccessLog::new(Format::Text, Box::new(out.clone()));
-    let ids: Vec<String> = (0..1000).map(|i| format!("r{i}")).collect();
+    let ids: Vec<String> = (0..10_000).map(|i| format!("r{i}")).collect();
     log.record_at(at(), &finished(None, "search_deals"), ids[0].as_bytes());
-    assert_eq!(out.text(), "", "one line is not a batch");
+    assert_eq!(out.text(), "", "lines wait for the flush");
     let mut n = 1;
     while out.text().is_empty() {
         log.record_at(at(), &finished(None, "search_deals"), ids[n].as_bytes());
         n += 1;
     }
     let written = out.text();
-    assert!(written.len() >= FLUSH_BYTES, "{}", written.len());
+    assert!(written.len() >= HIGH_WATER, "{}", written.len());
     assert_eq!(
         written.lines().count(),
         n,
