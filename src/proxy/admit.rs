@@ -1,0 +1,206 @@
+//! What `request_filter` decides, in the contract's order — framing, the failed-auth budget,
+//! credentials, session ownership, the body, the key's limits — and how a refusal is sent.
+//! Each step is a plain function elsewhere (`request`, `auth`, `limits`, `denial`); this is
+//! the glue that runs them against a Pingora session and keeps their results in `Ctx`.
+
+use bytes::{Bytes, BytesMut};
+use pingora::Result;
+use pingora::http::ResponseHeader;
+use pingora::prelude::Session;
+
+use super::request::{self, RETRY_BUFFER};
+use super::request_id;
+use super::{BodyPlan, Ctx, Gateway, SESSION_HEADER};
+use crate::auth;
+use crate::denial::{self, Denial};
+use crate::limits::Limiter;
+use crate::policy::Policy;
+use crate::policy::store::now;
+use crate::telemetry::Outcome;
+
+impl<L: Limiter> Gateway<L> {
+    /// Everything `request_filter` decides, in the contract's order. `Err` is the answer.
+    pub(super) async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        policy: &Policy,
+    ) -> Result<(), Denial> {
+        let method = session.req_header().method.clone();
+        let headers = &session.req_header().headers;
+        let length = request::check_shape(&method, headers)?;
+        let client_ip = client_ip(session);
+        if let Some(retry_after) = client_ip.and_then(|ip| self.auth_failures.blocked(ip)) {
+            return Err(Denial::AuthThrottled { retry_after });
+        }
+        let identity = auth::authenticate(headers, policy, now()).map_err(|e| {
+            self.metrics
+                .auth_failures
+                .with_label_values(&[e.reason()])
+                .inc();
+            // A request with no credential at all is not a guess.
+            let spent = match (e, client_ip) {
+                (auth::Error::Missing, _) | (_, None) => None,
+                (_, Some(ip)) => self.auth_failures.record(ip),
+            };
+            match spent {
+                Some(retry_after) => Denial::AuthThrottled { retry_after },
+                None => Denial::Auth(e),
+            }
+        })?;
+        if method != http::Method::POST
+            && method != http::Method::GET
+            && method != http::Method::DELETE
+        {
+            return Err(Denial::MethodNotAllowed);
+        }
+        // check_shape made sure the header is single and visible ASCII.
+        if let Some(sid) = session.req_header().headers.get(&SESSION_HEADER) {
+            let sid = sid.to_str().unwrap_or_default();
+            let upstream_id = self
+                .seal
+                .open(sid, identity.workspace(), identity.key_id())
+                .ok_or(Denial::SessionNotFound)?;
+            ctx.upstream_session = Some(upstream_id.to_owned());
+        }
+        ctx.identity = Some(identity);
+        if method != http::Method::POST {
+            return self.limit(ctx, 1).await;
+        }
+        let limit = ctx
+            .identity
+            .as_ref()
+            .expect("set above")
+            .limits()
+            .max_request_bytes;
+        match length {
+            Some(n) if n > limit => Err(Denial::TooLarge { limit }),
+            Some(n) if n <= RETRY_BUFFER => {
+                let body = read_whole_body(session, n).await?;
+                ctx.body_read = true;
+                self.check_body(session, ctx, policy, &body)?;
+                self.limit(ctx, ctx.checked.as_ref().map_or(1, |c| c.cost))
+                    .await
+            }
+            _ => {
+                // Grows as chunks arrive; a large declared length reserves nothing up front.
+                ctx.body = BodyPlan::Hold(BytesMut::with_capacity(RETRY_BUFFER as usize));
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn check_body(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        policy: &Policy,
+        body: &[u8],
+    ) -> Result<(), Denial> {
+        let identity = ctx.identity.as_ref().expect("authenticated first");
+        match request::evaluate(policy, identity, &session.req_header().headers, body) {
+            Ok(checked) => {
+                ctx.id = checked.id.clone();
+                ctx.checked = Some(checked);
+                Ok(())
+            }
+            Err(refused) => {
+                let refused = *refused;
+                ctx.id = refused.id;
+                ctx.refused_labels = Some((refused.method, refused.tool));
+                Err(refused.denial)
+            }
+        }
+    }
+
+    /// Steps 3 and 4 of the contract: the key's rate, then its concurrency. The slot is kept
+    /// in the context until the request ends.
+    pub(super) async fn limit(&self, ctx: &mut Ctx, cost: u32) -> Result<(), Denial> {
+        let identity = ctx.identity.as_ref().expect("authenticated first");
+        match self
+            .limiter
+            .admit(&identity.subject(), identity.limits(), cost)
+            .await
+        {
+            Ok(admission) => {
+                ctx.admission = Some(admission);
+                Ok(())
+            }
+            Err(denied) => Err(Denial::Limited(denied)),
+        }
+    }
+
+    pub(super) async fn send(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        denial: &Denial,
+    ) -> Result<u16> {
+        ctx.outcome = outcome_of(denial);
+        let reply = denial::reply(denial, &ctx.id);
+        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
+        for (name, value) in &reply.headers {
+            header.insert_header(*name, value)?;
+        }
+        if let Some(id) = &ctx.request_id {
+            header.insert_header(request_id::HEADER, id.value.clone())?;
+        }
+        header.insert_header("content-length", reply.body.len().to_string())?;
+        // A refused POST whose body was not read: close rather than drain an unbounded body
+        // from a client that was refused anyway.
+        let unread_body = session.req_header().method == http::Method::POST && !ctx.body_read;
+        if reply.close || unread_body {
+            header.insert_header("connection", "close")?;
+            session.set_keepalive(None);
+        }
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session
+            .write_response_body(Some(Bytes::from(reply.body)), true)
+            .await?;
+        Ok(reply.status)
+    }
+}
+
+/// Reads a body small enough for Pingora's retry buffer, which then replays it to the
+/// upstream. Answers `Expect: 100-continue` first, since the client waits for it.
+async fn read_whole_body(session: &mut Session, length: u64) -> Result<BytesMut, Denial> {
+    const UNREADABLE: Denial = Denial::InvalidRequest("could not read the request body");
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session
+            .write_continue_response()
+            .await
+            .map_err(|_| UNREADABLE)?;
+    }
+    session.enable_retry_buffering();
+    let mut body = BytesMut::with_capacity(length as usize);
+    while let Some(chunk) = session.read_request_body().await.map_err(|_| UNREADABLE)? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+pub(super) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+fn outcome_of(denial: &Denial) -> Outcome {
+    match denial {
+        Denial::TooLarge { .. } => Outcome::TooLarge,
+        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => Outcome::UpstreamError,
+        Denial::Limited(d) => Outcome::RateLimited {
+            concurrency: matches!(d, crate::limits::Denied::Concurrency { .. }),
+        },
+        Denial::AuthThrottled { .. } => Outcome::RateLimited { concurrency: false },
+        _ => Outcome::Denied,
+    }
+}
