@@ -510,3 +510,22 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
         .map(|(_, value)| value.parse().unwrap())
 }
+
+/// Sends, in session `sid`, a `tools/call` of the upstream's `progress` tool (id 5) that
+/// holds after its first progress event until released; returns the open stream after a 200
+/// response head, with the body bytes read so far.
+pub fn call_held_progress(addr: SocketAddr, key: &str, sid: &str) -> (TcpStream, Vec<u8>) {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": { "name": "progress", "arguments": { "steps": 2, "hold": true },
+                    "_meta": { "progressToken": "p1" } }
+    })
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\n{sid}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (stream, head, seen) = open(addr, &request);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    (stream, seen)
+}

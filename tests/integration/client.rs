@@ -147,18 +147,7 @@ async fn sse_events_reach_the_client_while_the_tool_is_still_running() {
     let calls = up.calls.clone();
     tokio::task::spawn_blocking(move || {
         let sid = session(addr, &key);
-        let body = json!({
-            "jsonrpc": "2.0", "id": 5, "method": "tools/call",
-            "params": { "name": "progress", "arguments": { "steps": 2, "hold": true },
-                        "_meta": { "progressToken": "p1" } }
-        })
-        .to_string();
-        let request = format!(
-            "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\n{sid}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let (mut stream, head, mut seen) = open(addr, &request);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let (mut stream, mut seen) = call_held_progress(addr, &key, &sid);
         // The tool is now blocked until released: the first progress event can only be here
         // if the gateway streams events as they come.
         read_until(&mut stream, &mut seen, "notifications/progress");

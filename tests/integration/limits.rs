@@ -223,23 +223,15 @@ async fn a_client_that_goes_away_mid_stream_frees_its_slot() {
     let calls = s.up.calls.clone();
     blocking(move || {
         let sid = session(addr, &key);
-        let body = json!({
-            "jsonrpc": "2.0", "id": 5, "method": "tools/call",
-            "params": { "name": "progress", "arguments": { "steps": 2, "hold": true },
-                        "_meta": { "progressToken": "p1" } }
-        })
-        .to_string();
-        let request = format!(
-            "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\n{sid}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let (mut stream, head, mut seen) = open(addr, &request);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let (mut stream, mut seen) = call_held_progress(addr, &key, &sid);
         read_until(&mut stream, &mut seen, "notifications/progress");
         let inflight = || {
-            let text = raw(gw_admin, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-                .unwrap()
-                .text();
+            let text = raw(
+                gw_admin,
+                "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap()
+            .text();
             metric(&text, "mcpwarden_inflight_requests", &key_labels("full"))
         };
         assert_eq!(inflight(), Some(1.0));
@@ -247,10 +239,19 @@ async fn a_client_that_goes_away_mid_stream_frees_its_slot() {
         assert_eq!(search(addr, &key, 6).status, 429);
 
         drop(stream);
-        assert!(eventually(5, || inflight() == Some(0.0)), "{:?}", inflight());
+        assert!(
+            eventually(5, || inflight() == Some(0.0)),
+            "{:?}",
+            inflight()
+        );
         calls.release();
         assert_eq!(
-            post(addr, &[&key, &sid], &call(7, "search_deals", json!({"query": "a"}))).status,
+            post(
+                addr,
+                &[&key, &sid],
+                &call(7, "search_deals", json!({"query": "a"}))
+            )
+            .status,
             200
         );
     })
