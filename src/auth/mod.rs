@@ -6,6 +6,7 @@
 //! never read.
 
 pub mod api_key;
+pub mod oauth;
 
 use std::sync::Arc;
 

@@ -151,6 +151,7 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
         methods,
         workspaces,
         keys,
+        oauth: None,
         warnings: cx.warnings,
     })
 }

@@ -109,6 +109,7 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
         ],
         workspaces: vec![acme, beta],
         keys,
+        oauth: None,
         warnings: Vec::new(),
     };
     (policy, by_id)

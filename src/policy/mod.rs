@@ -42,6 +42,8 @@ pub struct Policy {
     pub workspaces: Vec<Arc<Workspace>>,
     /// Every key, by the SHA-256 of the whole key string.
     pub keys: KeyMap,
+    /// `oauth:`, when bearer tokens other than keys are accepted.
+    pub oauth: Option<Arc<crate::auth::oauth::OAuth>>,
     /// Non-fatal findings (`check` prints them, `run` logs them): shadowed rules and the like.
     pub warnings: Vec<String>,
 }

@@ -1,0 +1,145 @@
+//! OAuth 2.0 resource server: `Authorization: Bearer <access token>` (a value that is not a
+//! `mcpw_` key) to verified claims, and the RFC 9728 protected-resource metadata.
+//!
+//! Invariants: a token is accepted only when signed by a key of its issuer's JWKS (from the
+//! configured `jwks_uri` or `jwks_file`, never from a URL in the token), with an algorithm
+//! pinned for that issuer, and with `exp`, `iss` and `aud` (= `resource`) present and valid.
+//! Every failure is one `Rejected`; the token itself is never logged.
+
+use std::path::PathBuf;
+
+/// The `oauth:` section as compiled from the policy: plain data, checked by the compiler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// This gateway's resource identifier (an absolute URL): the audience tokens must carry.
+    pub resource: String,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub issuers: Vec<IssuerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    /// The exact `iss` value.
+    pub issuer: String,
+    pub jwks: JwksSource,
+    /// Signature algorithms accepted from this issuer (never `none`, never HMAC).
+    pub algorithms: Vec<Algorithm>,
+    /// The claim that names the workspace.
+    pub workspace_claim: String,
+    /// RFC 7662 introspection for opaque (non-JWT) tokens.
+    pub introspection: Option<IntrospectionConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// Fetched over HTTP(S), cached, refreshed on an unknown `kid` at most every 30 s.
+    Uri(String),
+    /// Read when the policy compiles (so it is reloaded with the policy); `json` is the
+    /// file's content.
+    File { path: PathBuf, json: String },
+}
+
+impl std::fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksSource::Uri(uri) => f.debug_tuple("Uri").field(uri).finish(),
+            JwksSource::File { path, .. } => f.debug_struct("File").field("path", path).finish(),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct IntrospectionConfig {
+    pub endpoint: String,
+    pub client_id: String,
+    /// Read from the environment (`${VAR}`) when the policy compiles; never printed.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for IntrospectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionConfig")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a valid token says about its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// `client_id` (RFC 9068), else `azp`.
+    pub client_id: String,
+    /// The value of the issuer's `workspace_claim`.
+    pub workspace: String,
+    /// From `scope` (space-separated) or `scp` (array), as the token states them (not yet
+    /// narrowed to the workspace's).
+    pub scopes: Vec<String>,
+}
+
+/// Why a token is refused (each is `bad_token` on the wire; the reason goes to the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("not a well-formed token")]
+    Malformed,
+    #[error("issuer not configured")]
+    UnknownIssuer,
+    #[error("algorithm not allowed for this issuer")]
+    Algorithm,
+    #[error("no key with this kid")]
+    UnknownKey,
+    #[error("bad signature")]
+    Signature,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("wrong audience")]
+    Audience,
+    #[error("missing or malformed claim {0}")]
+    Claim(&'static str),
+    #[error("token is not active")]
+    Inactive,
+}
+
+/// The compiled `oauth:` section at run time: the config, the issuers' keys, the metadata.
+#[derive(Debug)]
+pub struct OAuth {
+    config: Config,
+}
+
+impl OAuth {
+    /// Builds the runtime from the compiled section; `Err` is a message for the compiler to
+    /// report (for example a `jwks_file` that is not a JWK set).
+    pub fn new(config: Config) -> Result<Self, String> {
+        Ok(Self { config })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Takes over what `previous` (the policy this one replaces) already fetched for the same
+    /// `jwks_uri`s and introspection endpoints, so a reload neither refetches nor forgets.
+    pub fn inherit(&self, _previous: &OAuth) {}
+
+    /// What `mcpwarden check` reports about the issuers: a `jwks_uri` that cannot be fetched
+    /// or is not a JWK set, an introspection endpoint that cannot be reached. Empty when all
+    /// is well.
+    pub async fn probe(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Verifies `token` at `now` (Unix seconds).
+    pub async fn verify(&self, _token: &str, _now: i64) -> Result<Claims, Rejected> {
+        Err(Rejected::Malformed)
+    }
+}
