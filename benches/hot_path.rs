@@ -37,14 +37,24 @@ fn big_policy() -> (Policy, ApiKey) {
     )
 }
 
+/// Authenticates by key: the future is ready on its first poll (only a token may wait).
+fn authenticate(headers: &http::HeaderMap, policy: &Policy) -> mcpwarden::auth::Identity {
+    let future = std::pin::pin!(mcpwarden::auth::authenticate(headers, policy, 0));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.poll(&mut cx) {
+        std::task::Poll::Ready(identity) => identity.unwrap(),
+        std::task::Poll::Pending => unreachable!("a key is decided on the spot"),
+    }
+}
+
 fn request_path(c: &mut Criterion) {
     let (policy, key) = big_policy();
     let mut headers = http::HeaderMap::new();
     headers.insert("x-api-key", key.expose().parse().unwrap());
     c.bench_function("authenticate/10k_keys", |b| {
-        b.iter(|| mcpwarden::auth::authenticate(black_box(&headers), &policy, 0).unwrap())
+        b.iter(|| authenticate(black_box(&headers), &policy))
     });
-    let identity = mcpwarden::auth::authenticate(&headers, &policy, 0).unwrap();
+    let identity = authenticate(&headers, &policy);
     let body = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_deals","arguments":{"query":"acme","limit":20}}}"#;
     c.bench_function("evaluate/small_tools_call", |b| {
         b.iter(|| {
@@ -77,7 +87,7 @@ fn headers(c: &mut Criterion) {
     let (policy, key) = big_policy();
     let mut headers = http::HeaderMap::new();
     headers.insert("x-api-key", key.expose().parse().unwrap());
-    let identity = mcpwarden::auth::authenticate(&headers, &policy, 0).unwrap();
+    let identity = authenticate(&headers, &policy);
     let head = client_head(&key);
     let ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
     c.bench_function("forward/rewrite_request", |b| {
@@ -196,7 +206,7 @@ fn telemetry(c: &mut Criterion) {
     metrics.adopt(&policy);
     let mut headers = http::HeaderMap::new();
     headers.insert("x-api-key", key.expose().parse().unwrap());
-    let identity = mcpwarden::auth::authenticate(&headers, &policy, 0).unwrap();
+    let identity = authenticate(&headers, &policy);
     let finished = Finished {
         identity: Some(&identity),
         method: "tools/call",

@@ -74,14 +74,14 @@ fn allows(rule: &Rule, identity: &Identity) -> Result<(), Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::authenticate;
+    use crate::auth::{authenticate, ready};
     use crate::policy::fixture;
 
     fn identity(id: &str) -> (Policy, Identity) {
         let (policy, keys) = fixture::policy();
         let mut headers = http::HeaderMap::new();
         headers.insert("x-api-key", keys[id].expose().parse().unwrap());
-        let identity = authenticate(&headers, &policy, 0).unwrap();
+        let identity = ready(authenticate(&headers, &policy, 0)).unwrap();
         (policy, identity)
     }
 

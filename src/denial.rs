@@ -50,9 +50,18 @@ pub struct Reply {
     pub close: bool,
 }
 
+/// What an answer says about OAuth when the policy has `oauth:` (RFC 6750 §3, RFC 9728 §5.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Challenge<'a> {
+    /// The URL of the protected-resource metadata, for `resource_metadata="…"`.
+    pub resource_metadata: &'a str,
+    /// The caller presented an OAuth token (so a wider scope can be asked for).
+    pub token: bool,
+}
+
 /// Turns a denial into its reply, for the request's JSON-RPC `id` (null when there is none
-/// or several).
-pub fn reply(denial: &Denial, id: &Id) -> Reply {
+/// or several); `oauth` adds the OAuth challenge parameters.
+pub fn reply(denial: &Denial, id: &Id, oauth: Option<Challenge<'_>>) -> Reply {
     let (status, code, message, data): (u16, i32, String, Option<Value>) = match denial {
         Denial::Auth(e @ auth::Error::Conflict) => (400, -32001, e.to_string(), None),
         Denial::Auth(e) => (401, -32001, e.to_string(), None),
@@ -102,8 +111,20 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
     let mut headers = vec![("content-type", "application/json".to_owned())];
     match denial {
         Denial::Auth(auth::Error::Conflict) => {}
-        Denial::Auth(_) => {
-            headers.push(("www-authenticate", "Bearer realm=\"mcpwarden\"".to_owned()))
+        Denial::Auth(e) => headers.push(("www-authenticate", unauthorized(*e, oauth))),
+        // Step-up: a token whose scopes fall short may be exchanged for a wider one. A missing
+        // workspace feature is not a matter of scope, so it gets no challenge.
+        Denial::Forbidden(d) => {
+            if let Some(oauth) = oauth.filter(|o| o.token && d.missing_feature.is_none()) {
+                headers.push((
+                    "www-authenticate",
+                    format!(
+                        "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+                        d.required_scopes.join(" "),
+                        oauth.resource_metadata
+                    ),
+                ));
+            }
         }
         Denial::MethodNotAllowed => headers.push(("allow", "POST, GET, DELETE".to_owned())),
         Denial::Limited(d) => {
@@ -135,6 +156,21 @@ pub fn reply(denial: &Denial, id: &Id) -> Reply {
         body: jsonrpc::error_response(id, code, &message, data.as_ref()),
         close: matches!(denial, Denial::TooLarge { .. } | Denial::BadFraming(_)),
     }
+}
+
+/// The `WWW-Authenticate` of a 401: the realm, and with OAuth where to find the metadata
+/// (and `error="invalid_token"` for a token that was presented and refused).
+fn unauthorized(error: auth::Error, oauth: Option<Challenge<'_>>) -> String {
+    let mut value = String::from("Bearer realm=\"mcpwarden\"");
+    if let Some(oauth) = oauth {
+        if error == auth::Error::BadToken {
+            value.push_str(", error=\"invalid_token\"");
+        }
+        value.push_str(", resource_metadata=\"");
+        value.push_str(oauth.resource_metadata);
+        value.push('"');
+    }
+    value
 }
 
 /// `RateLimit-Policy` (IETF httpapi draft): the key's quota over a 60-second window.
@@ -191,7 +227,7 @@ mod tests {
             (Denial::AuthThrottled { retry_after: 2 }, 429, -32004),
         ];
         for (denial, status, code) in table {
-            let reply = reply(&denial, &id("7"));
+            let reply = reply(&denial, &id("7"), None);
             assert_eq!(reply.status, status, "{denial:?}");
             assert_eq!(body(&reply)["error"]["code"], code, "{denial:?}");
             assert_eq!(body(&reply)["id"], 7);
@@ -202,7 +238,7 @@ mod tests {
 
     #[test]
     fn unauthenticated_replies_carry_a_bearer_challenge() {
-        let reply = reply(&Denial::Auth(auth::Error::Invalid), &Id::null());
+        let reply = reply(&Denial::Auth(auth::Error::Invalid), &Id::null(), None);
         assert_eq!(
             header(&reply, "www-authenticate"),
             Some("Bearer realm=\"mcpwarden\"")
@@ -217,7 +253,7 @@ mod tests {
             required_scopes: vec!["crm:write".into()],
             missing_feature: None,
         });
-        let b = body(&reply(&denial, &id("\"a\"")));
+        let b = body(&reply(&denial, &id("\"a\""), None));
         assert_eq!(b["id"], "a");
         assert_eq!(b["error"]["data"]["requiredScopes"], json!(["crm:write"]));
         assert!(
@@ -234,7 +270,7 @@ mod tests {
             requests_per_minute: 100,
             retry_after: 3,
         });
-        let reply = reply(&denial, &id("7"));
+        let reply = reply(&denial, &id("7"), None);
         assert_eq!(reply.status, 429);
         assert_eq!(header(&reply, "retry-after"), Some("3"));
         assert_eq!(header(&reply, "cache-control"), Some("no-store"));
@@ -252,7 +288,7 @@ mod tests {
     #[test]
     fn a_concurrency_refusal_says_retry_in_one_second() {
         let denial = Denial::Limited(limits::Denied::Concurrency { limit: 10 });
-        let reply = reply(&denial, &Id::null());
+        let reply = reply(&denial, &Id::null(), None);
         assert_eq!(header(&reply, "retry-after"), Some("1"));
         assert_eq!(header(&reply, "ratelimit"), None);
         assert_eq!(body(&reply)["error"]["data"]["retryAfterSeconds"], 1);
@@ -260,7 +296,74 @@ mod tests {
 
     #[test]
     fn too_large_closes_the_connection() {
-        assert!(reply(&Denial::TooLarge { limit: 1 }, &Id::null()).close);
-        assert!(!reply(&Denial::NotJson, &Id::null()).close);
+        assert!(reply(&Denial::TooLarge { limit: 1 }, &Id::null(), None).close);
+        assert!(!reply(&Denial::NotJson, &Id::null(), None).close);
+    }
+
+    const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+    fn oauth(token: bool) -> Option<Challenge<'static>> {
+        Some(Challenge {
+            resource_metadata: METADATA,
+            token,
+        })
+    }
+
+    #[test]
+    fn with_oauth_a_401_says_where_the_metadata_is() {
+        let missing = reply(
+            &Denial::Auth(auth::Error::Missing),
+            &Id::null(),
+            oauth(false),
+        );
+        assert_eq!(
+            header(&missing, "www-authenticate").unwrap(),
+            format!("Bearer realm=\"mcpwarden\", resource_metadata=\"{METADATA}\"")
+        );
+        let bad = reply(
+            &Denial::Auth(auth::Error::BadToken),
+            &Id::null(),
+            oauth(true),
+        );
+        assert_eq!(
+            header(&bad, "www-authenticate").unwrap(),
+            format!(
+                "Bearer realm=\"mcpwarden\", error=\"invalid_token\", resource_metadata=\"{METADATA}\""
+            )
+        );
+    }
+
+    #[test]
+    fn a_token_short_of_scope_is_challenged_to_step_up() {
+        let denied = |feature: Option<&str>| {
+            Denial::Forbidden(authorize::Denied {
+                what: "tool \"create_deal\"".into(),
+                required_scopes: vec!["crm:read".into(), "crm:write".into()],
+                missing_feature: feature.map(String::from),
+            })
+        };
+        let step_up = reply(&denied(None), &id("1"), oauth(true));
+        assert_eq!(step_up.status, 403);
+        assert_eq!(
+            header(&step_up, "www-authenticate").unwrap(),
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"crm:read crm:write\", resource_metadata=\"{METADATA}\""
+            )
+        );
+        // A key cannot step up; a missing feature is no matter of scope.
+        assert_eq!(
+            header(
+                &reply(&denied(None), &id("1"), oauth(false)),
+                "www-authenticate"
+            ),
+            None
+        );
+        assert_eq!(
+            header(
+                &reply(&denied(Some("signal")), &id("1"), oauth(true)),
+                "www-authenticate"
+            ),
+            None
+        );
     }
 }

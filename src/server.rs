@@ -19,6 +19,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use crate::admin::{self, Admin};
 use crate::limits::auth_failures::AuthFailures;
 use crate::limits::{Clock, Limiter, LocalLimiter, Subject};
+use crate::policy::is_oauth_id;
 use crate::policy::store::Store;
 use crate::proxy::Gateway;
 use crate::proxy::sessions::SessionSeal;
@@ -144,7 +145,9 @@ async fn housekeeping<L: Limiter>(
             let policy = store.current();
             let live: std::collections::HashSet<Subject> =
                 policy.keys.values().map(|k| Subject::of_key(k)).collect();
-            limiter.retain(&|s| live.contains(s));
+            limiter.retain(&|s| {
+                live.contains(s) || (is_oauth_id(&s.key) && policy.admits_clients_of(&s.workspace))
+            });
             usage.sync(&policy);
         }
         usage.tick();

@@ -1,4 +1,5 @@
-//! Credentials to identity: `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+//! Credentials to identity: `X-API-Key: <key>`, `Authorization: Bearer <key>`, or
+//! `Authorization: Bearer <OAuth access token>` when the policy has `oauth:`.
 //!
 //! Invariants: a key's format (prefix, length, checksum) is checked before any lookup; a key
 //! is looked up only by its SHA-256; a request that carries two credentials that disagree, or
@@ -6,6 +7,7 @@
 //! never read.
 
 pub mod api_key;
+pub mod clients;
 pub mod oauth;
 
 use std::sync::Arc;
@@ -43,7 +45,8 @@ impl Error {
     }
 }
 
-/// Who is calling: a key of a workspace, with what that key may do.
+/// Who is calling: a key of a workspace, or an OAuth client of one (see [`clients`]), with
+/// what it may do.
 #[derive(Debug, Clone)]
 pub struct Identity {
     key: Arc<Key>,
@@ -90,15 +93,32 @@ impl Identity {
         Subject::of_key(&self.key)
     }
 
+    /// True for an OAuth client (a bearer token) rather than a key.
+    pub fn is_oauth(&self) -> bool {
+        self.key.is_oauth()
+    }
+
     /// True when both are the same key of the same workspace.
     pub fn same_as(&self, other: &Identity) -> bool {
         self.workspace() == other.workspace() && self.key_id() == other.key_id()
     }
 }
 
-/// Finds the caller's identity from the request headers, at `now` (Unix seconds).
-pub fn authenticate(headers: &HeaderMap, policy: &Policy, now: i64) -> Result<Identity, Error> {
-    let key = credential(headers)?;
+/// Finds the caller's identity from the request headers, at `now` (Unix seconds). Only a
+/// bearer token may wait (for its issuer's keys); a key is decided on the spot.
+pub async fn authenticate(
+    headers: &HeaderMap,
+    policy: &Policy,
+    now: i64,
+) -> Result<Identity, Error> {
+    match credential(headers)? {
+        Credential::Key(key) => by_key(key, policy, now),
+        Credential::Token(token) => by_token(token, policy, now).await,
+    }
+}
+
+/// A gateway key: format, then lookup by SHA-256, then expiry.
+fn by_key(key: &str, policy: &Policy, now: i64) -> Result<Identity, Error> {
     api_key::check_format(key).map_err(|_| Error::Invalid)?;
     let entry = policy.keys.get(&api_key::hash(key)).ok_or(Error::Invalid)?;
     if entry.expires.is_some_and(|at| now >= at) {
@@ -107,8 +127,41 @@ pub fn authenticate(headers: &HeaderMap, policy: &Policy, now: i64) -> Result<Id
     Ok(Identity::from_key(entry.clone()))
 }
 
+/// An OAuth access token: verified by its issuer's keys, then mapped onto its workspace.
+async fn by_token(token: &str, policy: &Policy, now: i64) -> Result<Identity, Error> {
+    let Some(oauth) = &policy.oauth else {
+        return Err(Error::BadToken);
+    };
+    let refused = |why: &dyn std::fmt::Display| {
+        // The reason, never the token. Bounded by the failed-authentication budget per address.
+        tracing::info!(reason = %why, "bearer token refused");
+        Error::BadToken
+    };
+    let claims = oauth.verify(token, now).await.map_err(|e| refused(&e))?;
+    let Some(workspace) = policy.workspace(&claims.workspace) else {
+        return Err(refused(&format_args!(
+            "workspace {:?} is not in the policy",
+            claims.workspace
+        )));
+    };
+    policy
+        .clients
+        .get(workspace, &claims)
+        .map(Identity::from_key)
+        .ok_or_else(|| refused(&"client id is not a valid header value"))
+}
+
+/// The one credential a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential<'a> {
+    /// Looks like a gateway key (`mcpw_…`), from `X-API-Key` or `Authorization: Bearer`.
+    Key(&'a str),
+    /// Any other bearer value: an OAuth access token.
+    Token(&'a str),
+}
+
 /// The one credential the request carries, or why there is not exactly one.
-fn credential(headers: &HeaderMap) -> Result<&str, Error> {
+fn credential(headers: &HeaderMap) -> Result<Credential<'_>, Error> {
     let api_key = single(headers, &crate::wire::X_API_KEY)?;
     let bearer = match single(headers, &http::header::AUTHORIZATION)? {
         None => None,
@@ -116,11 +169,10 @@ fn credential(headers: &HeaderMap) -> Result<&str, Error> {
     };
     match (api_key, bearer) {
         (None, None) => Err(Error::Missing),
-        (Some(key), None) => Ok(key),
-        (None, Some(token)) if api_key::is_key_like(token) => Ok(token),
-        // Not a gateway key: an OAuth access token, which this policy has no issuer for.
-        (None, Some(_)) => Err(Error::BadToken),
-        (Some(key), Some(token)) if key == token => Ok(key),
+        (Some(key), None) => Ok(Credential::Key(key)),
+        (None, Some(token)) if api_key::is_key_like(token) => Ok(Credential::Key(token)),
+        (None, Some(token)) => Ok(Credential::Token(token)),
+        (Some(key), Some(token)) if key == token => Ok(Credential::Key(key)),
         (Some(_), Some(_)) => Err(Error::Conflict),
     }
 }
@@ -150,3 +202,14 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests;
+
+/// Runs a future that must not wait (authentication by key) to its end, for tests.
+#[cfg(test)]
+pub(crate) fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("the future waited"),
+    }
+}

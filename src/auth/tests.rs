@@ -1,6 +1,12 @@
 use http::{HeaderMap, HeaderValue};
 
-use super::{Error, authenticate};
+use super::{Error, Identity, ready};
+use crate::policy::Policy;
+
+/// Authentication by key never waits.
+fn authenticate(headers: &HeaderMap, policy: &Policy, now: i64) -> Result<Identity, Error> {
+    ready(super::authenticate(headers, policy, now))
+}
 use crate::policy::fixture;
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

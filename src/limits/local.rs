@@ -175,6 +175,15 @@ impl Limiter for LocalLimiter {
             .map_or(0, |r| r.inflight.load(Ordering::Acquire))
     }
 
+    fn each_busy(&self, f: &mut dyn FnMut(&Subject, u32)) {
+        for entry in self.records.iter() {
+            let n = entry.value().inflight.load(Ordering::Acquire);
+            if n > 0 {
+                f(entry.key(), n);
+            }
+        }
+    }
+
     fn retain(&self, keep: &dyn Fn(&Subject) -> bool) {
         self.records.retain(|subject, _| keep(subject));
     }

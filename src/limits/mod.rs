@@ -101,7 +101,7 @@ impl Denied {
 }
 
 /// Where rate and concurrency state lives. The in-process [`LocalLimiter`] is the one there
-/// is; a shared backend implements the same four calls.
+/// is; a shared backend implements the same calls.
 pub trait Limiter: Send + Sync + 'static {
     /// Draws `cost` tokens from `subject`'s bucket and takes one of its concurrency slots, both
     /// or neither: the rate is checked first, as the contract orders them.
@@ -114,6 +114,9 @@ pub trait Limiter: Send + Sync + 'static {
 
     /// Requests and streams of `subject` in flight through this gateway.
     fn inflight(&self, subject: &Subject) -> u32;
+
+    /// Calls `f` with every subject that has requests or streams in flight, and how many.
+    fn each_busy(&self, f: &mut dyn FnMut(&Subject, u32));
 
     /// Drops the state of every subject `keep` refuses (keys that left the policy).
     fn retain(&self, keep: &dyn Fn(&Subject) -> bool);

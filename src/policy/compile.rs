@@ -152,6 +152,7 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
         workspaces,
         keys,
         oauth: None,
+        clients: Default::default(),
         warnings: cx.warnings,
     })
 }

@@ -110,6 +110,7 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
         workspaces: vec![acme, beta],
         keys,
         oauth: None,
+        clients: Default::default(),
         warnings: Vec::new(),
     };
     (policy, by_id)

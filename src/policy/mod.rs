@@ -44,6 +44,8 @@ pub struct Policy {
     pub keys: KeyMap,
     /// `oauth:`, when bearer tokens other than keys are accepted.
     pub oauth: Option<Arc<crate::auth::oauth::OAuth>>,
+    /// The identities of OAuth clients met under this policy, built on first use.
+    pub clients: crate::auth::clients::ClientKeys,
     /// Non-fatal findings (`check` prints them, `run` logs them): shadowed rules and the like.
     pub warnings: Vec<String>,
 }
@@ -159,6 +161,10 @@ pub struct KeyHeaders {
     pub rate_limit_policy: HeaderValue,
 }
 
+/// How the key ids of OAuth clients begin (`oauth:<client_id>`); policy key ids cannot
+/// contain `:`, so the two never collide.
+pub const OAUTH_PREFIX: &str = "oauth:";
+
 impl Key {
     /// A key with its header values. Workspace names, key ids and scopes are visible ASCII
     /// (the compiler checks them), so they are valid header values.
@@ -170,16 +176,42 @@ impl Key {
         created: Option<i64>,
         expires: Option<i64>,
     ) -> Self {
-        let value = |s: &str| HeaderValue::from_str(s).expect("checked by the compiler");
+        Self::build(workspace, id, scopes, limits, created, expires)
+            .expect("checked by the compiler")
+    }
+
+    /// The identity of OAuth client `client_id` of `workspace`, holding `scopes` (already
+    /// narrowed to the workspace's). Its limits are the workspace's; it has no dates (the
+    /// token's own expiry is checked per request). `None` when the client id cannot be a
+    /// header value.
+    pub fn oauth_client(
+        workspace: &Arc<Workspace>,
+        client_id: &str,
+        scopes: BTreeSet<String>,
+    ) -> Option<Self> {
+        let id = format!("{OAUTH_PREFIX}{client_id}");
+        let limits = workspace.limits;
+        Self::build(workspace.clone(), &id, scopes, limits, None, None)
+    }
+
+    fn build(
+        workspace: Arc<Workspace>,
+        id: &str,
+        scopes: BTreeSet<String>,
+        limits: Limits,
+        created: Option<i64>,
+        expires: Option<i64>,
+    ) -> Option<Self> {
+        let value = |s: &str| HeaderValue::from_str(s).ok();
         let headers = KeyHeaders {
-            workspace: value(&workspace.name),
-            key: value(id),
-            scopes: value(&join_scopes(&scopes)),
+            workspace: value(&workspace.name)?,
+            key: value(id)?,
+            scopes: value(&join_scopes(&scopes))?,
             rate_limit_policy: value(&crate::denial::rate_limit_policy(
                 limits.requests_per_minute,
-            )),
+            ))?,
         };
-        Self {
+        Some(Self {
             workspace,
             id: id.into(),
             scopes,
@@ -188,8 +220,18 @@ impl Key {
             expires,
             headers,
             metrics: OnceLock::new(),
-        }
+        })
     }
+
+    /// True for the identity of an OAuth client rather than a key of the policy.
+    pub fn is_oauth(&self) -> bool {
+        is_oauth_id(&self.id)
+    }
+}
+
+/// True when `key_id` names an OAuth client (`oauth:<client_id>`).
+pub fn is_oauth_id(key_id: &str) -> bool {
+    key_id.starts_with(OAUTH_PREFIX)
 }
 
 /// Keys by their SHA-256.
@@ -236,6 +278,21 @@ impl Policy {
     /// The first `tools:` rule that matches `tool`.
     pub fn tool_rule(&self, tool: &str) -> Option<&Rule> {
         self.tools.iter().find(|r| r.matches(tool))
+    }
+
+    /// The workspace named `name`.
+    pub fn workspace(&self, name: &str) -> Option<&Arc<Workspace>> {
+        self.workspaces
+            .binary_search_by(|w| (*w.name).cmp(name))
+            .ok()
+            .map(|i| &self.workspaces[i])
+    }
+
+    /// True while OAuth client state of `workspace` (buckets, usage, metric series) is worth
+    /// keeping: `oauth:` is set and the workspace exists. (Keys of the policy are kept while
+    /// they are in `keys`.)
+    pub fn admits_clients_of(&self, workspace: &str) -> bool {
+        self.oauth.is_some() && self.workspace(workspace).is_some()
     }
 
     /// The first `methods:` rule that matches `method`.

@@ -88,6 +88,11 @@ impl Store {
                 for warning in &policy.warnings {
                     tracing::warn!("{warning}");
                 }
+                // What the issuers' keys were fetched for carries over: a reload neither
+                // refetches them nor forgets them while an issuer is unreachable.
+                if let (Some(new), Some(old)) = (&policy.oauth, &old.oauth) {
+                    new.inherit(old);
+                }
                 // Handles first, so no request of the new policy finds its key without them.
                 self.metrics.adopt(&policy);
                 super::lifecycle::log(&policy, now());

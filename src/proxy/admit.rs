@@ -33,21 +33,23 @@ impl<L: Limiter> Gateway<L> {
         if let Some(retry_after) = client_ip.and_then(|ip| self.auth_failures.blocked(ip)) {
             return Err(Denial::AuthThrottled { retry_after });
         }
-        let identity = auth::authenticate(headers, policy, now()).map_err(|e| {
-            self.metrics
-                .auth_failures
-                .with_label_values(&[e.reason()])
-                .inc();
-            // A request with no credential at all is not a guess.
-            let spent = match (e, client_ip) {
-                (auth::Error::Missing, _) | (_, None) => None,
-                (_, Some(ip)) => self.auth_failures.record(ip),
-            };
-            match spent {
-                Some(retry_after) => Denial::AuthThrottled { retry_after },
-                None => Denial::Auth(e),
-            }
-        })?;
+        let identity = auth::authenticate(headers, policy, now())
+            .await
+            .map_err(|e| {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                // A request with no credential at all is not a guess.
+                let spent = match (e, client_ip) {
+                    (auth::Error::Missing, _) | (_, None) => None,
+                    (_, Some(ip)) => self.auth_failures.record(ip),
+                };
+                match spent {
+                    Some(retry_after) => Denial::AuthThrottled { retry_after },
+                    None => Denial::Auth(e),
+                }
+            })?;
         if method != http::Method::POST
             && method != http::Method::GET
             && method != http::Method::DELETE
@@ -137,7 +139,15 @@ impl<L: Limiter> Gateway<L> {
         denial: &Denial,
     ) -> Result<u16> {
         ctx.outcome = outcome_of(denial);
-        let reply = denial::reply(denial, &ctx.id);
+        let challenge = ctx
+            .policy
+            .as_ref()
+            .and_then(|p| p.oauth.as_ref())
+            .map(|oauth| denial::Challenge {
+                resource_metadata: oauth.metadata_url(),
+                token: ctx.identity.as_ref().is_some_and(|i| i.is_oauth()),
+            });
+        let reply = denial::reply(denial, &ctx.id, challenge);
         let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
         for (name, value) in &reply.headers {
             header.insert_header(*name, value)?;
@@ -161,6 +171,30 @@ impl<L: Limiter> Gateway<L> {
             .await?;
         Ok(reply.status)
     }
+}
+
+/// Answers `GET /.well-known/oauth-protected-resource[/<resource path>]` with the RFC 9728
+/// document, when the policy has `oauth:`. `false`: not such a request.
+pub(super) async fn serve_metadata(session: &mut Session, policy: &Policy) -> Result<bool> {
+    let Some(oauth) = &policy.oauth else {
+        return Ok(false);
+    };
+    let req = session.req_header();
+    if req.method != http::Method::GET || !oauth.is_metadata_path(req.uri.path()) {
+        return Ok(false);
+    }
+    let document = oauth.metadata_document();
+    let mut header = ResponseHeader::build(200, Some(4))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", document.len().to_string())?;
+    // Public and the same for everyone; browser-based clients read it across origins.
+    header.insert_header("cache-control", "public, max-age=300")?;
+    header.insert_header("access-control-allow-origin", "*")?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(document), true).await?;
+    Ok(true)
 }
 
 /// Reads a body small enough for Pingora's retry buffer, which then replays it to the

@@ -153,6 +153,9 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         ctx.request_id = Some(RequestId::of(&session.req_header().headers));
         let policy = self.store.current();
         ctx.policy = Some(policy.clone());
+        if admit::serve_metadata(session, &policy).await? {
+            return Ok(true);
+        }
         match self.admit(session, ctx, &policy).await {
             Ok(()) => Ok(false),
             Err(denial) => {

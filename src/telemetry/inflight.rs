@@ -2,7 +2,8 @@
 //!
 //! Invariants: the request path does nothing for this gauge (the limiter's own counters are
 //! the truth); every key of the policy in force has a series, 0 when idle, and a key that
-//! leaves the policy loses its series with the next scrape.
+//! leaves the policy loses its series with the next scrape. An OAuth client has a series
+//! while it has something in flight.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{IntGaugeVec, Opts};
 
 use crate::limits::{Limiter, Subject};
+use crate::policy::is_oauth_id;
 use crate::policy::store::Store;
 
 pub struct Inflight<L> {
@@ -54,6 +56,14 @@ impl<L: Limiter> Collector for Inflight<L> {
                 .with_label_values(&[&*key.workspace.name, &*key.id])
                 .set(i64::from(n));
         }
+        // OAuth clients are not listed in the policy: those with something in flight.
+        self.limiter.each_busy(&mut |subject, n| {
+            if is_oauth_id(&subject.key) {
+                values
+                    .with_label_values(&[&*subject.workspace, &*subject.key])
+                    .set(i64::from(n));
+            }
+        });
         values.collect()
     }
 }

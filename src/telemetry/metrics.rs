@@ -6,7 +6,9 @@
 //! request input, so a client cannot grow the number of series; requests without a valid
 //! identity are counted with empty `workspace` and `key`. Per-key handles are resolved when a
 //! policy is adopted, before it is put in force, and the series of a key that leaves the
-//! policy are removed then.
+//! policy are removed then. OAuth clients, which the policy does not list, get theirs on
+//! their first request (bounded by [`super::MAX_OAUTH_CLIENTS`]) and keep them while the
+//! policy takes tokens for their workspace.
 
 mod families;
 mod key_series;
@@ -20,7 +22,7 @@ use prometheus::core::Collector;
 use prometheus::{Encoder, Gauge, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::Finished;
-use crate::policy::Policy;
+use crate::policy::{Key, Policy};
 use families::Families;
 pub use key_series::KeySeries;
 
@@ -34,6 +36,8 @@ pub struct Metrics {
     anonymous: KeySeries,
     /// The keys of the adopted policy.
     keys: Mutex<ByName>,
+    /// OAuth clients, made on first use (see [`super::MAX_OAUTH_CLIENTS`]).
+    clients: Mutex<ByName>,
     pub auth_failures: IntCounterVec,
     pub policy_reloads: IntCounterVec,
     pub policy_last_reload_success: Gauge,
@@ -102,6 +106,7 @@ impl Metrics {
             families,
             anonymous,
             keys: Mutex::default(),
+            clients: Mutex::default(),
             auth_failures,
             policy_reloads,
             policy_last_reload_success,
@@ -129,6 +134,16 @@ impl Metrics {
             gone.retire(&self.families);
         }
         *keys = next;
+        self.clients
+            .lock()
+            .expect("not poisoned")
+            .retain(|(workspace, _), series| {
+                let kept = policy.admits_clients_of(workspace);
+                if !kept {
+                    series.retire(&self.families);
+                }
+                kept
+            });
         let workspaces: HashSet<&str> = policy.workspaces.iter().map(|w| &*w.name).collect();
         // Retired keys first, then their workspaces' histograms: a request still in flight
         // cannot bring a series back in between (see KeySeries::retire).
@@ -143,11 +158,26 @@ impl Metrics {
             None => &self.anonymous,
             Some(identity) => match identity.key().metrics.get() {
                 Some(series) => series,
+                None if identity.is_oauth() => &self.client_series(identity.key()),
                 // A policy this registry never adopted (unit tests, `check`): not counted.
                 None => return,
             },
         };
         series.count(request, &self.families);
+    }
+
+    /// The series of an OAuth client, made on its first request and then remembered in its
+    /// identity so the next requests look nothing up.
+    fn client_series(&self, key: &Key) -> Arc<KeySeries> {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        let tracked = clients.len();
+        let (workspace, id) = super::client_label((&key.workspace.name, &key.id), || tracked);
+        let series = clients
+            .entry((workspace.into(), id.into()))
+            .or_insert_with(|| Arc::new(KeySeries::new(&self.families, workspace, id)))
+            .clone();
+        let _ = key.metrics.set(series.clone());
+        series
     }
 
     /// Adds a collector whose values are read at scrape time (gauges over live state).

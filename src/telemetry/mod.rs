@@ -14,6 +14,28 @@ pub mod usage;
 use std::time::Duration;
 
 use crate::auth::Identity;
+use crate::policy::is_oauth_id;
+
+/// OAuth clients counted under their own name (metric series, usage records) per process.
+/// Tokens are signed, so client ids are not a client's free choice, but an authorization
+/// server with open registration can mint many; past this many, new ones share one name.
+pub const MAX_OAUTH_CLIENTS: usize = 1_000;
+
+/// The name OAuth clients past [`MAX_OAUTH_CLIENTS`] share.
+pub const OTHER_OAUTH_CLIENT: &str = "oauth:other";
+
+/// The (workspace, key) an identity is counted under: its own, except an OAuth client met
+/// when `tracked()` (the OAuth clients already counted) has reached [`MAX_OAUTH_CLIENTS`].
+pub fn client_label<'a>(
+    (workspace, key): (&'a str, &'a str),
+    tracked: impl FnOnce() -> usize,
+) -> (&'a str, &'a str) {
+    if is_oauth_id(key) && tracked() >= MAX_OAUTH_CLIENTS {
+        (workspace, OTHER_OAUTH_CLIENT)
+    } else {
+        (workspace, key)
+    }
+}
 
 /// How a request ended, as the `outcome` label counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -9,7 +9,9 @@
 //!   one only when it races the reload that added its key.
 //! - Only authenticated requests count, under the key that authenticated them.
 //! - [`Usage::sync`] drops the record of a key that left the policy (a record a request made
-//!   for a key while it was being removed goes at the next sync).
+//!   for a key while it was being removed goes at the next sync). OAuth clients get theirs on
+//!   first use, at most [`super::MAX_OAUTH_CLIENTS`] of them (later ones share
+//!   `oauth:other`), kept while their workspace takes tokens.
 //! - Time is an injected [`Clock`]; scoring happens in [`Usage::tick`], once a second off the
 //!   request path, which also logs a spike once (see [`super::anomaly`]).
 
@@ -26,7 +28,7 @@ use arc_swap::ArcSwap;
 use super::Finished;
 use super::anomaly::Change;
 use crate::limits::Clock;
-use crate::policy::Policy;
+use crate::policy::{Policy, is_oauth_id};
 use name::{Name, Named};
 use record::{KeyUsage, Snapshot, TOOL_BITS};
 
@@ -78,7 +80,16 @@ impl Usage {
         let records = self.records.load();
         let flagged = match records.get(&name as &dyn Named) {
             Some(record) => record.count(request, now, tool),
-            None => self.insert(name, now).count(request, now, tool),
+            None => {
+                let name = super::client_label(name, || {
+                    records.keys().filter(|n| is_oauth_id(&n.key)).count()
+                });
+                match records.get(&name as &dyn Named) {
+                    Some(shared) => shared.clone(),
+                    None => self.insert(name, now),
+                }
+                .count(request, now, tool)
+            }
         };
         if flagged {
             tracing::warn!(
@@ -148,6 +159,13 @@ impl Usage {
                     .unwrap_or_else(|| Arc::new(KeyUsage::new(now)));
                 records.insert(name, record);
             }
+            // OAuth clients have no entry in the policy: theirs are made on first use and
+            // kept while the policy still takes tokens for their workspace.
+            records.extend(
+                old.iter()
+                    .filter(|(n, _)| is_oauth_id(&n.key) && policy.admits_clients_of(&n.workspace))
+                    .map(|(n, r)| (n.clone(), r.clone())),
+            );
             records
         });
     }

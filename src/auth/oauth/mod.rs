@@ -138,6 +138,21 @@ impl OAuth {
         Vec::new()
     }
 
+    /// TEMPORARY (merge): the RFC 9728 metadata URL.
+    pub fn metadata_url(&self) -> &str {
+        &self.config.resource
+    }
+
+    /// TEMPORARY (merge).
+    pub fn is_metadata_path(&self, path: &str) -> bool {
+        path.starts_with("/.well-known/oauth-protected-resource")
+    }
+
+    /// TEMPORARY (merge).
+    pub fn metadata_document(&self) -> bytes::Bytes {
+        bytes::Bytes::new()
+    }
+
     /// Verifies `token` at `now` (Unix seconds).
     pub async fn verify(&self, _token: &str, _now: i64) -> Result<Claims, Rejected> {
         Err(Rejected::Malformed)

@@ -64,7 +64,7 @@ fn signed_spaced_or_conflicting_content_length_is_bad_framing() {
 fn who(id: &str) -> (Policy, Identity) {
     let (policy, keys) = fixture::policy();
     let headers = map(&[("x-api-key", keys[id].expose())]);
-    let identity = crate::auth::authenticate(&headers, &policy, 0).unwrap();
+    let identity = crate::auth::ready(crate::auth::authenticate(&headers, &policy, 0)).unwrap();
     (policy, identity)
 }
 
