@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Glob, Key, Limits, Policy, Rule, Server, Upstream, Workspace};
+use crate::auth::Identity;
 use crate::auth::api_key::ApiKey;
 
 pub fn rule(patterns: &[&str], requires: &[&str]) -> Rule {
@@ -114,4 +115,37 @@ pub fn policy() -> (Policy, HashMap<&'static str, ApiKey>) {
         warnings: Vec::new(),
     };
     (policy, by_id)
+}
+
+/// `p` taking tokens (an `oauth:` section; nothing is fetched until a token arrives).
+pub fn with_oauth(mut p: Policy) -> Policy {
+    use crate::auth::oauth::{Algorithm, Config, IssuerConfig, JwksSource, OAuth};
+    let config = Config {
+        resource: "https://mcp.example.com/mcp".into(),
+        authorization_servers: vec!["https://auth.example.com".into()],
+        scopes_supported: vec![],
+        issuers: vec![IssuerConfig {
+            issuer: "https://auth.example.com".into(),
+            jwks: JwksSource::Uri("https://auth.example.com/jwks.json".into()),
+            algorithms: vec![Algorithm::Rs256],
+            workspace_claim: "org".into(),
+            introspection: None,
+        }],
+    };
+    p.oauth = Some(Arc::new(OAuth::new(config).unwrap()));
+    p
+}
+
+/// The identity a token of `client` would get in `workspace` of `p`.
+pub fn client(p: &Policy, workspace: &str, client: &str) -> Identity {
+    let claims = crate::auth::oauth::Claims {
+        client_id: client.into(),
+        workspace: workspace.into(),
+        scopes: vec![],
+    };
+    Identity::from_key(
+        p.clients
+            .get(p.workspace(workspace).unwrap(), &claims)
+            .unwrap(),
+    )
 }

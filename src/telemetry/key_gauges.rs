@@ -98,6 +98,14 @@ impl Collector for KeyGauges {
                 f.expiry.with_label_values(&labels).set(at as f64);
             }
         }
+        for (workspace, client) in self.usage.oauth_clients() {
+            let labels = [&*workspace, &*client];
+            let usage = self.usage.snapshot(labels[0], labels[1]);
+            f.score.with_label_values(&labels).set(usage.anomaly_score);
+            f.new_tools
+                .with_label_values(&labels)
+                .inc_by(usage.new_tools);
+        }
         [
             f.score.collect(),
             f.new_tools.collect(),

@@ -202,6 +202,17 @@ impl Usage {
             .unwrap_or_default()
     }
 
+    /// The OAuth clients with a record, as (workspace, `oauth:<client_id>`): the policy does
+    /// not list them, so reports and gauges take them from here.
+    pub fn oauth_clients(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        self.records
+            .load()
+            .keys()
+            .filter(|n| is_oauth_id(&n.key))
+            .map(|n| (n.workspace.clone(), n.key.clone()))
+            .collect()
+    }
+
     /// Keys with a record (for tests and the memory figure).
     pub fn len(&self) -> usize {
         self.records.load().len()

@@ -5,7 +5,7 @@ use super::Metrics;
 use super::key_series::slot;
 use crate::auth::Identity;
 use crate::auth::api_key::{ApiKey, hash_hex};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, fixture};
 use crate::telemetry::{Finished, Outcome};
 
 /// A policy with workspace `acme` holding the given key ids and workspace `beta` holding
@@ -286,4 +286,61 @@ fn outcome_slots_follow_the_outcome_labels() {
     ] {
         assert_eq!(super::families::OUTCOMES[slot(outcome)], outcome.label());
     }
+}
+
+#[test]
+fn an_oauth_client_gets_its_series_on_first_use_and_keeps_them_across_reloads() {
+    let metrics = Metrics::new();
+    let before = fixture::with_oauth(policy(&["full"], true));
+    metrics.adopt(&before);
+    let app = fixture::client(&before, "acme", "app");
+    let other = fixture::client(&before, "beta", "app");
+    for _ in 0..3 {
+        metrics.record(&request(Some(&app), "search_deals", Outcome::Ok));
+    }
+    metrics.record(&request(Some(&other), "search_deals", Outcome::Ok));
+    let app_ok = [
+        ("workspace", "acme"),
+        ("key", "oauth:app"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(
+        value(&metrics.render(), "mcpwarden_requests_total", &app_ok),
+        Some(3.0)
+    );
+
+    // A reload that keeps `acme` and drops `beta`: the acme client's counts carry on (through
+    // the new policy's own identity), the beta client's series go.
+    let after = fixture::with_oauth(policy(&["full"], false));
+    metrics.adopt(&after);
+    let app = fixture::client(&after, "acme", "app");
+    metrics.record(&request(Some(&app), "search_deals", Outcome::Ok));
+    let text = metrics.render();
+    assert_eq!(value(&text, "mcpwarden_requests_total", &app_ok), Some(4.0));
+    assert!(!text.contains("workspace=\"beta\""), "{text}");
+
+    // Without `oauth:`, no client series survive.
+    metrics.adopt(&policy(&["full"], false));
+    assert!(!metrics.render().contains("oauth:app"));
+}
+
+#[test]
+fn oauth_clients_past_the_cap_share_one_series() {
+    let metrics = Metrics::new();
+    let p = fixture::with_oauth(policy(&["full"], false));
+    metrics.adopt(&p);
+    let cap = crate::telemetry::MAX_OAUTH_CLIENTS;
+    for i in 0..cap + 3 {
+        let c = fixture::client(&p, "acme", &format!("c{i}"));
+        metrics.record(&request(Some(&c), "search_deals", Outcome::Ok));
+    }
+    let text = metrics.render();
+    let shared = [("key", "oauth:other"), ("outcome", "ok")];
+    assert_eq!(value(&text, "mcpwarden_requests_total", &shared), Some(3.0));
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("mcpwarden_response_bytes_total{"))
+        .count();
+    // Every client up to the cap, the shared one, the policy's key and anonymous requests.
+    assert_eq!(series, cap + 3);
 }

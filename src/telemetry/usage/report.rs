@@ -66,14 +66,22 @@ impl Report {
         status: &ReloadStatus,
         now: i64,
     ) -> Self {
-        let mut keys: Vec<KeyRow> = policy
+        // The policy's keys with their dates, then the OAuth clients met so far (no dates).
+        let listed = policy
             .keys
             .values()
-            .map(|k| {
-                let s = usage.snapshot(&k.workspace.name, &k.id);
+            .map(|k| (k.workspace.name.clone(), k.id.clone(), k.created, k.expires));
+        let clients = usage
+            .oauth_clients()
+            .into_iter()
+            .map(|(workspace, client)| (workspace, client, None, None));
+        let mut keys: Vec<KeyRow> = listed
+            .chain(clients)
+            .map(|(workspace, key, created, expires)| {
+                let s = usage.snapshot(&workspace, &key);
                 KeyRow {
-                    workspace: k.workspace.name.to_string(),
-                    key: k.id.to_string(),
+                    workspace: workspace.to_string(),
+                    key: key.to_string(),
                     requests: Requests {
                         minute: s.minute,
                         hour: s.hour,
@@ -87,8 +95,8 @@ impl Report {
                     last_seen: s.idle_for.map(|idle| now - (idle / SECOND) as i64),
                     // Two decimals are all a reader uses, and they keep the JSON stable.
                     anomaly_score: (s.anomaly_score * 100.0).round() / 100.0,
-                    created: k.created,
-                    expires: k.expires,
+                    created,
+                    expires,
                 }
             })
             .collect();

@@ -280,3 +280,41 @@ fn the_report_lists_every_key_in_order_with_its_numbers() {
     assert_eq!(json["keys"][1]["expires"], "1970-01-01T00:16:40Z");
     assert_eq!(json["keys"][0]["last_seen"], serde_json::Value::Null);
 }
+
+#[test]
+fn oauth_clients_get_a_record_on_first_use_and_keep_it_while_their_workspace_takes_tokens() {
+    let (policy, _) = fixture::policy();
+    let policy = fixture::with_oauth(policy);
+    let clock = Clock::manual(SECOND);
+    let usage = Usage::new(clock);
+    usage.sync(&policy);
+    let keys = usage.len();
+    let app = fixture::client(&policy, "acme", "app");
+    for _ in 0..3 {
+        usage.record(&request(Some(&app), Outcome::Ok, "search_deals"));
+    }
+    assert_eq!(usage.snapshot("acme", "oauth:app").minute, 3);
+    assert_eq!(
+        usage.oauth_clients(),
+        vec![(Arc::from("acme"), Arc::from("oauth:app"))]
+    );
+    usage.sync(&policy);
+    assert_eq!(usage.snapshot("acme", "oauth:app").minute, 3, "kept");
+    let (without, _) = fixture::policy();
+    usage.sync(&without);
+    assert_eq!(usage.len(), keys, "gone once the policy takes no tokens");
+}
+
+#[test]
+fn oauth_clients_past_the_cap_share_one_record() {
+    let (policy, _) = fixture::policy();
+    let policy = fixture::with_oauth(policy);
+    let usage = Usage::new(Clock::manual(SECOND));
+    let cap = crate::telemetry::MAX_OAUTH_CLIENTS;
+    for i in 0..cap + 3 {
+        let client = fixture::client(&policy, "acme", &format!("c{i}"));
+        usage.record(&request(Some(&client), Outcome::Ok, ""));
+    }
+    assert_eq!(usage.oauth_clients().len(), cap + 1);
+    assert_eq!(usage.snapshot("acme", "oauth:other").minute, 3);
+}
