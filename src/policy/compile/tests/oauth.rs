@@ -387,3 +387,52 @@ fn a_relative_jwks_file_is_read_from_the_policy_files_folder() {
     let diags = errors(&src);
     assert_reported(&diags, 15, "cannot read keys/jwks.json");
 }
+
+/// `policy.yaml` with its commented-out `oauth:` example switched on (and, with `deep`, the
+/// introspection lines inside it too).
+fn example_with_oauth(deep: bool) -> String {
+    let example = include_str!("../../../../policy.yaml");
+    let at = example
+        .find("\n# oauth:")
+        .expect("the example has an oauth: section")
+        + 1;
+    let mut out = example[..at].to_owned();
+    for line in example[at..].lines() {
+        let mut line = line.strip_prefix("# ").unwrap_or(line);
+        let field = line.trim_start();
+        if deep
+            && [
+                "# introspection_endpoint:",
+                "# client_id:",
+                "# client_secret:",
+            ]
+            .iter()
+            .any(|f| field.starts_with(f))
+        {
+            let indent = line.len() - line.trim_start().len();
+            out.push_str(&line[..indent]);
+            line = &line[indent + 2..];
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.replace("INTROSPECTION_SECRET", "UPSTREAM_TOKEN")
+}
+
+#[test]
+fn the_example_policys_oauth_section_compiles_when_switched_on() {
+    let c = config(&example_with_oauth(false));
+    assert_eq!(c.resource, "https://mcp.example.com/mcp");
+    assert_eq!(c.issuers.len(), 1);
+    assert_eq!(c.issuers[0].workspace_claim, "org");
+    assert!(c.issuers[0].introspection.is_none());
+    assert_eq!(c.scopes_supported.len(), 5);
+
+    let src = example_with_oauth(true);
+    assert!(src.contains("\n      client_id: mcpwarden"), "{src}");
+    let c = config(&src);
+    assert_eq!(
+        c.issuers[0].introspection.as_ref().unwrap().endpoint,
+        "https://auth.example.com/oauth/introspect"
+    );
+}
