@@ -1,5 +1,9 @@
 //! The command line: `run`, `check`, `keygen`, `hash-key`, `demo`.
 
+mod check;
+
+pub use check::summary;
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,8 +12,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::auth::api_key::{self, ApiKey};
+use crate::policy;
 use crate::policy::store::Store;
-use crate::policy::{self, Policy};
 use crate::telemetry::metrics::Metrics;
 
 #[derive(Debug, Parser)]
@@ -96,7 +100,7 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run { policy } => run(&policy_path(policy)?),
-        Command::Check { policy } => Ok(check(&policy_path(policy)?)),
+        Command::Check { policy } => Ok(check::check(&policy_path(policy)?)),
         Command::Keygen {
             workspace,
             id,
@@ -133,65 +137,6 @@ fn run(path: &Path) -> anyhow::Result<i32> {
     let store = Store::open(path, metrics.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::server::run(Arc::new(store), metrics, Vec::new())?;
     Ok(0)
-}
-
-fn check(path: &Path) -> i32 {
-    match policy::compile_file(path) {
-        Ok(policy) => {
-            print!("{}", summary(path, &policy));
-            for finding in policy::lifecycle::review(&policy, crate::policy::store::now()) {
-                println!("warning: {finding}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
-    }
-}
-
-/// The one-screen summary `check` prints.
-pub fn summary(path: &Path, policy: &Policy) -> String {
-    let l = &policy.limits;
-    let mut out = format!(
-        "{}: ok\n  upstream   {}://{} ({})\n  listen     {} (admin {})\n  limits     {} requests/min (burst {}), {} concurrent, responses ≤ {} B, requests ≤ {} B\n  tools      {} rules; methods {} rules\n  workspaces {}, keys {}\n",
-        path.display(),
-        if policy.upstream.tls { "https" } else { "http" },
-        policy.upstream.authority,
-        policy.upstream.addr,
-        policy.server.listen,
-        policy.server.admin_listen,
-        l.requests_per_minute,
-        l.burst,
-        l.concurrent_connections,
-        l.max_response_bytes,
-        l.max_request_bytes,
-        policy.tools.len(),
-        policy.methods.len(),
-        policy.workspaces.len(),
-        policy.keys.len(),
-    );
-    for ws in &policy.workspaces {
-        let mut ids: Vec<&str> = policy
-            .keys
-            .values()
-            .filter(|k| Arc::ptr_eq(&k.workspace, ws))
-            .map(|k| &*k.id)
-            .collect();
-        ids.sort_unstable();
-        out.push_str(&format!(
-            "    {}: {} keys ({}), {} requests/min\n",
-            ws.name,
-            ids.len(),
-            ids.join(", "),
-            ws.limits.requests_per_minute
-        ));
-    }
-    for warning in &policy.warnings {
-        out.push_str(&format!("warning: {warning}\n"));
-    }
-    out
 }
 
 fn keygen(

@@ -1,12 +1,16 @@
 //! Compiles a policy file's text into a runtime [`Policy`]: parse (`schema`), then give it
-//! meaning — defaults, units, the upstream address, rules, workspaces, keys and their limits.
+//! meaning — defaults, units, the upstream address, rules, workspaces, keys and their limits,
+//! and the `oauth:` section.
 //!
 //! Invariants: either every problem in the file is reported (each as `file:line:col: path:
 //! message`) and no `Policy` exists, or the `Policy` is complete and valid. Secrets read from
-//! the environment (`${VAR}` in upstream headers) never appear in a diagnostic.
+//! the environment (`${VAR}` in upstream headers and the OAuth client secret) never appear in
+//! a diagnostic. `file` names the source and, for `oauth.issuers[].jwks_file`, the folder
+//! relative paths start from.
 
 mod access;
 mod limits;
+mod oauth;
 #[cfg(test)]
 mod tests;
 mod upstream;
@@ -78,7 +82,8 @@ pub fn compile_file(path: &Path) -> Result<Policy, CompileError> {
     }
 }
 
-/// Compiles policy text; `file` only names the source in diagnostics.
+/// Compiles policy text; `file` names the source in diagnostics, and its folder is where a
+/// relative `jwks_file` is looked for.
 pub fn compile(source: &str, file: &str) -> Result<Policy, CompileError> {
     compile_with_env(source, file, &|name| std::env::var(name).ok())
 }
@@ -114,14 +119,6 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
             ),
         );
     }
-    if let Some(oauth) = &spec.oauth {
-        cx.error(
-            oauth.referenced,
-            "oauth",
-            "not yet supported by this version",
-        );
-    }
-
     let server = server(
         &mut cx,
         spec.server.as_ref().unwrap_or(&ServerSpec::default()),
@@ -136,6 +133,15 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
     let (workspaces, keys) = access::workspaces(&mut cx, &spec.workspaces, &defaults);
     access::check_features(&mut cx, &spec, &workspaces);
     access::warn_costs_over_burst(&mut cx, &spec.tools, &keys);
+    let oauth = spec.oauth.as_ref().and_then(|section| {
+        let inputs = oauth::Inputs {
+            workspaces: &spec.workspaces.value,
+            base_dir: Path::new(file).parent().unwrap_or(Path::new("")),
+            public_url: spec.server.as_ref().and_then(|s| s.public_url.as_ref()),
+            env,
+        };
+        oauth::compile(&mut cx, section, &inputs)
+    });
 
     if !cx.diagnostics.is_empty() {
         return Err(cx.into_error());
@@ -151,7 +157,7 @@ pub(crate) fn compile_with_env(source: &str, file: &str, env: Env) -> Result<Pol
         methods,
         workspaces,
         keys,
-        oauth: None,
+        oauth,
         clients: Default::default(),
         warnings: cx.warnings,
     })

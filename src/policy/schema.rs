@@ -30,9 +30,8 @@ pub struct PolicySpec {
     #[serde(default)]
     pub methods: Option<Vec<Spanned<RuleSpec>>>,
     pub workspaces: Spanned<NamedMap<WorkspaceSpec>>,
-    /// Detected only, so that the refusal can say OAuth is not supported yet.
     #[serde(default)]
-    pub oauth: Option<Spanned<de::IgnoredAny>>,
+    pub oauth: Option<Spanned<OAuthSpec>>,
 }
 
 /// `server:` — read at start only.
@@ -104,6 +103,34 @@ pub struct KeySpec {
     pub expires: Option<Spanned<DateSpec>>,
     pub scopes: Option<Vec<Spanned<String>>>,
     pub limits: Option<LimitsSpec>,
+}
+
+/// `oauth:` — OAuth 2.0 bearer tokens. Fields the compiler requires are still `Option` here,
+/// so a missing one is a diagnostic among the others rather than the end of the parse.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSpec {
+    pub resource: Option<Spanned<String>>,
+    pub authorization_servers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub issuers: Option<Spanned<Vec<Spanned<IssuerSpec>>>>,
+    /// `None`: the union of the workspaces' scopes.
+    pub scopes_supported: Option<Vec<Spanned<String>>>,
+}
+
+/// One entry under `oauth.issuers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSpec {
+    pub issuer: Option<Spanned<String>>,
+    pub jwks_uri: Option<Spanned<String>>,
+    pub jwks_file: Option<Spanned<String>>,
+    pub workspace_claim: Option<Spanned<String>>,
+    /// `None`: `[RS256]`.
+    pub algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    pub introspection_endpoint: Option<Spanned<String>>,
+    pub client_id: Option<Spanned<String>>,
+    /// May hold `${VAR}`, read from the environment when the policy compiles.
+    pub client_secret: Option<Spanned<String>>,
 }
 
 /// `match:` — one glob or a list of them.

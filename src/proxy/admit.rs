@@ -144,7 +144,7 @@ impl<L: Limiter> Gateway<L> {
             .as_ref()
             .and_then(|p| p.oauth.as_ref())
             .map(|oauth| denial::Challenge {
-                resource_metadata: oauth.metadata_url(),
+                resource_metadata: oauth.metadata().url(),
                 token: ctx.identity.as_ref().is_some_and(|i| i.is_oauth()),
             });
         let reply = denial::reply(denial, &ctx.id, challenge);
@@ -180,10 +180,10 @@ pub(super) async fn serve_metadata(session: &mut Session, policy: &Policy) -> Re
         return Ok(false);
     };
     let req = session.req_header();
-    if req.method != http::Method::GET || !oauth.is_metadata_path(req.uri.path()) {
+    if req.method != http::Method::GET || !oauth.metadata().serves(req.uri.path()) {
         return Ok(false);
     }
-    let document = oauth.metadata_document();
+    let document = oauth.metadata().document();
     let mut header = ResponseHeader::build(200, Some(4))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", document.len().to_string())?;
@@ -193,7 +193,9 @@ pub(super) async fn serve_metadata(session: &mut Session, policy: &Policy) -> Re
     session
         .write_response_header(Box::new(header), false)
         .await?;
-    session.write_response_body(Some(document), true).await?;
+    session
+        .write_response_body(Some(document.clone()), true)
+        .await?;
     Ok(true)
 }
 

@@ -6,6 +6,8 @@
 //! pinned for that issuer, and with `exp`, `iss` and `aud` (= `resource`) present and valid.
 //! Every failure is one `Rejected`; the token itself is never logged.
 
+pub mod metadata;
+
 use std::path::PathBuf;
 
 /// The `oauth:` section as compiled from the policy: plain data, checked by the compiler.
@@ -114,13 +116,16 @@ pub enum Rejected {
 #[derive(Debug)]
 pub struct OAuth {
     config: Config,
+    /// The RFC 9728 document and its URL, built once.
+    metadata: metadata::Metadata,
 }
 
 impl OAuth {
     /// Builds the runtime from the compiled section; `Err` is a message for the compiler to
     /// report (for example a `jwks_file` that is not a JWK set).
     pub fn new(config: Config) -> Result<Self, String> {
-        Ok(Self { config })
+        let metadata = metadata::Metadata::new(&config);
+        Ok(Self { config, metadata })
     }
 
     pub fn config(&self) -> &Config {
@@ -138,23 +143,13 @@ impl OAuth {
         Vec::new()
     }
 
-    /// TEMPORARY (merge): the RFC 9728 metadata URL.
-    pub fn metadata_url(&self) -> &str {
-        &self.config.resource
-    }
-
-    /// TEMPORARY (merge).
-    pub fn is_metadata_path(&self, path: &str) -> bool {
-        path.starts_with("/.well-known/oauth-protected-resource")
-    }
-
-    /// TEMPORARY (merge).
-    pub fn metadata_document(&self) -> bytes::Bytes {
-        bytes::Bytes::new()
-    }
-
     /// Verifies `token` at `now` (Unix seconds).
     pub async fn verify(&self, _token: &str, _now: i64) -> Result<Claims, Rejected> {
         Err(Rejected::Malformed)
+    }
+
+    /// The RFC 9728 protected-resource metadata (document, URL, which paths serve it).
+    pub fn metadata(&self) -> &metadata::Metadata {
+        &self.metadata
     }
 }

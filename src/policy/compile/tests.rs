@@ -334,15 +334,6 @@ fn upstream_headers_read_the_environment() {
 }
 
 #[test]
-fn an_oauth_section_is_refused_as_not_yet_supported() {
-    let diags = errors(&format!("{}oauth:\n  resource: https://x\n", base("")));
-    assert_eq!(diags.len(), 1, "{diags:?}");
-    assert_eq!(diags[0].path, "oauth");
-    assert_eq!(diags[0].message, "not yet supported by this version");
-    assert_eq!(diags[0].line, 11);
-}
-
-#[test]
 fn a_version_other_than_1_is_refused() {
     let diags = errors(&base("").replace("version: 1", "version: 2"));
     assert_reported(&diags, 1, "version: unsupported policy version 2");
@@ -350,3 +341,5 @@ fn a_version_other_than_1_is_refused() {
 
 // The upstream, limit resolution, rule shadowing and name syntax.
 mod more;
+// The `oauth:` section.
+mod oauth;
