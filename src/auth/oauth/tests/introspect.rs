@@ -1,0 +1,1 @@
+//! Introspection against a real endpoint on loopback.

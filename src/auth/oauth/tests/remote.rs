@@ -1,0 +1,1 @@
+//! Remote JWK sets over real HTTP on loopback.
