@@ -67,8 +67,10 @@ impl RemoteJwks {
         if let Some(newer) = self.newer_than(seen) {
             return newer;
         }
-        if !self.may_fetch(now) {
-            return seen.clone();
+        // No fetch allowed and none in flight: what is cached now is all there is. (One in
+        // flight is waited for even when this request could not start one itself.)
+        if !self.may_fetch(now) && self.fetching.try_lock().is_ok() {
+            return self.current();
         }
         let Ok(guard) =
             tokio::time::timeout(FETCH_TIMEOUT, self.fetching.clone().lock_owned()).await
@@ -80,7 +82,7 @@ impl RemoteJwks {
             return newer;
         }
         if !self.may_fetch(now) {
-            return seen.clone();
+            return self.current();
         }
         self.last_attempt.store(now, Ordering::Relaxed);
         let this = Arc::clone(self);

@@ -114,3 +114,59 @@ pub fn hand_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
 pub fn unix_now() -> i64 {
     super::unix_now()
 }
+
+/// Signs with the RSA fixture key `pem` (`rsa.pem` or `rsa2.pem`) under `kid`.
+pub fn rs256_with(pem: &str, kid: &str, claims: &Value) -> String {
+    super::crypto::install();
+    let key = EncodingKey::from_rsa_pem(fixture(pem).as_bytes()).unwrap();
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// A real HTTP server on a loopback port, serving `router`; every response closes its
+/// connection, so that stopping the server makes the address unreachable at once.
+pub struct Server {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start(router: axum::Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = router.layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                let close = http::HeaderValue::from_static("close");
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, close);
+                response
+            },
+        ));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Server { base, task }
+    }
+
+    /// Stops serving; returns once the listener is closed.
+    pub async fn stop(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An address where nothing listens.
+pub async fn closed_port_url(path: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}{path}")
+}
