@@ -212,3 +212,46 @@ impl OAuth {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> [u8; 32] {
+        Sha256::digest(i.to_le_bytes()).into()
+    }
+
+    #[test]
+    fn the_cache_is_bounded_dropping_expired_answers_first_then_all() {
+        let introspector = Introspector::new(IntrospectionConfig {
+            endpoint: "http://127.0.0.1:1/".to_owned(),
+            client_id: "c".to_owned(),
+            client_secret: "s".to_owned(),
+        });
+        let now = 1_000;
+        for i in 0..MAX_ENTRIES {
+            // Half of them expire at now + 5.
+            let until = if i % 2 == 0 { now + 5 } else { now + 50 };
+            introspector.remember(key(i), Answer::Inactive, until, now);
+        }
+        introspector.remember(key(MAX_ENTRIES), Answer::Inactive, now + 50, now + 10);
+        assert!(
+            introspector.cached(&key(1), now + 10).is_some(),
+            "live answers stay"
+        );
+        assert!(
+            introspector.cached(&key(0), now).is_none(),
+            "expired ones went"
+        );
+        let len = |i: &Introspector| i.cache.load().lock().unwrap().len();
+        assert_eq!(len(&introspector), MAX_ENTRIES / 2 + 1);
+
+        introspector.cache.store(Arc::default());
+        for i in 0..MAX_ENTRIES {
+            introspector.remember(key(i), Answer::Inactive, now + 50, now + 10);
+        }
+        assert_eq!(len(&introspector), MAX_ENTRIES);
+        introspector.remember(key(MAX_ENTRIES + 1), Answer::Inactive, now + 50, now + 10);
+        assert_eq!(len(&introspector), 1, "full of live answers: cleared");
+    }
+}
