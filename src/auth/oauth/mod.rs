@@ -8,15 +8,15 @@
 //!
 //! The rules, precisely (each module states its own):
 //! - a token over [`MAX_TOKEN_BYTES`] is malformed, before anything else is read;
-//! - a bearer value of three base64url segments is a JWT ([`jwt`]); anything else is an
-//!   opaque token, for the issuers that configure introspection ([`introspect`]), and
+//! - a bearer value of three base64url segments is a JWT (`jwt.rs`); anything else is an
+//!   opaque token, for the issuers that configure introspection (`introspect.rs`), and
 //!   malformed when none does;
-//! - clock leeway [`claims::LEEWAY_SECS`] on `exp` and `nbf`; identities and scopes bounded
-//!   ([`claims`]); a JWT without `kid` is tried against each of its issuer's keys of its
+//! - clock leeway [`LEEWAY_SECS`] on `exp` and `nbf`; identities and scopes bounded
+//!   (`claims.rs`); a JWT without `kid` is tried against each of its issuer's keys of its
 //!   algorithm;
 //! - a `jwks_uri` is fetched at start ([`OAuth::prefetch`]) or by the first token, refetched on
-//!   an unknown `kid` at most every [`remote::REFRESH_INTERVAL_SECS`], and its cached keys
-//!   survive failed fetches and reloads ([`remote`]).
+//!   an unknown `kid` at most every [`REFRESH_INTERVAL_SECS`], and its cached keys
+//!   survive failed fetches and reloads (`remote.rs`).
 
 mod claims;
 mod crypto;

@@ -210,7 +210,7 @@ async fn probe_reports_each_unusable_jwks_uri_by_issuer_and_uri() {
     issuer.serve(r#"{"keys": []}"#.to_owned());
     expect(only_ec.probe().await, "no usable signature key");
     server.stop().await;
-    expect(oauth.probe().await, "error");
+    expect(oauth.probe().await, "cannot connect");
 
     let ftp = JwksSource::Uri("ftp://127.0.0.1/jwks".to_owned());
     let oauth = OAuth::new(config(vec![super::issuer(ftp, &ALL)])).unwrap();
