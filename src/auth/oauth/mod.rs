@@ -5,10 +5,40 @@
 //! configured `jwks_uri` or `jwks_file`, never from a URL in the token), with an algorithm
 //! pinned for that issuer, and with `exp`, `iss` and `aud` (= `resource`) present and valid.
 //! Every failure is one `Rejected`; the token itself is never logged.
+//!
+//! The rules, precisely (each module states its own):
+//! - a token over [`MAX_TOKEN_BYTES`] is malformed, before anything else is read;
+//! - a bearer value of three base64url segments is a JWT (`jwt.rs`); anything else is an
+//!   opaque token, for the issuers that configure introspection (`introspect.rs`), and
+//!   malformed when none does;
+//! - clock leeway [`LEEWAY_SECS`] on `exp` and `nbf`; identities and scopes bounded
+//!   (`claims.rs`); a JWT without `kid` is tried against each of its issuer's keys of its
+//!   algorithm;
+//! - a `jwks_uri` is fetched at start ([`OAuth::prefetch`]) or by the first token, refetched on
+//!   an unknown `kid` at most every [`REFRESH_INTERVAL_SECS`], and its cached keys
+//!   survive failed fetches and reloads (`remote.rs`).
+
+mod claims;
+mod crypto;
+mod fetch;
+mod introspect;
+mod issuer;
+mod jwt;
+mod keys;
+mod remote;
+#[cfg(test)]
+mod tests;
 
 pub mod metadata;
 
 use std::path::PathBuf;
+
+pub use claims::{LEEWAY_SECS, MAX_ID_BYTES, MAX_SCOPES};
+pub use crypto::install as install_crypto_provider;
+pub use remote::REFRESH_INTERVAL_SECS;
+
+/// The longest bearer token read; longer ones are refused unread.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The `oauth:` section as compiled from the policy: plain data, checked by the compiler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,12 +140,18 @@ pub enum Rejected {
     Claim(&'static str),
     #[error("token is not active")]
     Inactive,
+    /// The issuer could not be asked: its JWK set was never fetched, or its introspection
+    /// endpoint did not answer.
+    #[error("the issuer could not be reached to check the token")]
+    Unavailable,
 }
 
 /// The compiled `oauth:` section at run time: the config, the issuers' keys, the metadata.
 #[derive(Debug)]
 pub struct OAuth {
     config: Config,
+    /// One per `config.issuers`, in the same order.
+    issuers: Vec<issuer::Issuer>,
     /// The RFC 9728 document and its URL, built once.
     metadata: metadata::Metadata,
 }
@@ -124,8 +160,18 @@ impl OAuth {
     /// Builds the runtime from the compiled section; `Err` is a message for the compiler to
     /// report (for example a `jwks_file` that is not a JWK set).
     pub fn new(config: Config) -> Result<Self, String> {
+        crypto::install();
+        let issuers = config
+            .issuers
+            .iter()
+            .map(issuer::Issuer::new)
+            .collect::<Result<_, _>>()?;
         let metadata = metadata::Metadata::new(&config);
-        Ok(Self { config, metadata })
+        Ok(Self {
+            config,
+            issuers,
+            metadata,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -134,22 +180,59 @@ impl OAuth {
 
     /// Takes over what `previous` (the policy this one replaces) already fetched for the same
     /// `jwks_uri`s and introspection endpoints, so a reload neither refetches nor forgets.
-    pub fn inherit(&self, _previous: &OAuth) {}
+    pub fn inherit(&self, previous: &OAuth) {
+        for issuer in &self.issuers {
+            for old in &previous.issuers {
+                issuer.inherit(old);
+            }
+        }
+    }
+
+    /// Fetches every `jwks_uri` not cached yet (inherited sets are not refetched), so that the
+    /// first request does not wait for it. Spawn it once the runtime is built; a failure is
+    /// logged, and the first token with a key from that set tries again.
+    pub async fn prefetch(&self) {
+        let now = unix_now();
+        for issuer in &self.issuers {
+            issuer.prefetch(now).await;
+        }
+    }
 
     /// What `mcpwarden check` reports about the issuers: a `jwks_uri` that cannot be fetched
     /// or is not a JWK set, an introspection endpoint that cannot be reached. Empty when all
     /// is well.
     pub async fn probe(&self) -> Vec<String> {
-        Vec::new()
+        let mut problems = Vec::new();
+        for (config, issuer) in self.config.issuers.iter().zip(&self.issuers) {
+            problems.extend(issuer.probe(config).await);
+        }
+        problems
     }
 
     /// Verifies `token` at `now` (Unix seconds).
-    pub async fn verify(&self, _token: &str, _now: i64) -> Result<Claims, Rejected> {
-        Err(Rejected::Malformed)
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Claims, Rejected> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejected::Malformed);
+        }
+        match jwt::Jwt::split(token) {
+            Some(jwt) => self.verify_jwt(jwt, now).await,
+            None => self.verify_opaque(token, now).await,
+        }
+    }
+
+    /// The issuer whose `iss` is `iss`, with its run-time half.
+    fn issuer(&self, iss: &str) -> Option<(&IssuerConfig, &issuer::Issuer)> {
+        let index = self.config.issuers.iter().position(|i| i.issuer == iss)?;
+        Some((&self.config.issuers[index], &self.issuers[index]))
     }
 
     /// The RFC 9728 protected-resource metadata (document, URL, which paths serve it).
     pub fn metadata(&self) -> &metadata::Metadata {
         &self.metadata
     }
+}
+
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -1,0 +1,218 @@
+//! Remote JWK sets over real HTTP on loopback: fetched once, refetched on an unknown `kid` at
+//! most once per interval, shared by concurrent misses, kept when the issuer goes away and
+//! across reloads. The clock is the `now` passed to `verify`, stepped past the interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+
+use super::*;
+use crate::auth::oauth::{REFRESH_INTERVAL_SECS, Rejected};
+
+#[derive(Clone, Default)]
+struct Issuer {
+    body: Arc<std::sync::Mutex<String>>,
+    hits: Arc<AtomicUsize>,
+    /// How long each answer takes (to make concurrent misses overlap).
+    delay: Arc<std::sync::Mutex<Duration>>,
+}
+
+impl Issuer {
+    fn serve(&self, body: String) {
+        *self.body.lock().unwrap() = body;
+    }
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn jwks(State(issuer): State<Issuer>) -> String {
+    issuer.hits.fetch_add(1, Ordering::SeqCst);
+    let delay = *issuer.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    issuer.body.lock().unwrap().clone()
+}
+
+async fn start() -> (Server, Issuer) {
+    let issuer = Issuer::default();
+    issuer.serve(fixture("jwks.json"));
+    let router = axum::Router::new()
+        .route("/jwks", get(jwks))
+        .with_state(issuer.clone());
+    (Server::start(router).await, issuer)
+}
+
+fn remote_oauth(server: &Server) -> OAuth {
+    let jwks = JwksSource::Uri(format!("{}/jwks", server.base));
+    OAuth::new(config(vec![super::issuer(jwks, &ALL)])).unwrap()
+}
+
+#[tokio::test]
+async fn prefetch_fetches_once_and_tokens_then_use_the_cache() {
+    let (server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    oauth.prefetch().await;
+    assert_eq!(issuer.hits(), 1);
+    let now = unix_now();
+    for (alg, kid) in [
+        (jsonwebtoken::Algorithm::RS256, "rsa-1"),
+        (jsonwebtoken::Algorithm::ES256, "ec-1"),
+        (jsonwebtoken::Algorithm::EdDSA, "ed-1"),
+    ] {
+        assert!(
+            oauth
+                .verify(&sign(alg, Some(kid), &claims(now)), now)
+                .await
+                .is_ok()
+        );
+    }
+    oauth.prefetch().await;
+    assert_eq!(issuer.hits(), 1, "a cached set is not fetched again");
+}
+
+#[tokio::test]
+async fn the_first_token_fetches_when_nothing_is_cached() {
+    let (server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    let now = unix_now();
+    assert!(oauth.verify(&rs256(&claims(now)), now).await.is_ok());
+    assert_eq!(issuer.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_at_most_once_per_interval() {
+    let (server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    oauth.prefetch().await;
+    let t0 = unix_now() + 1; // at or after the prefetch's own clock
+    issuer.serve(fixture("jwks-rotated.json"));
+
+    // Rotation at the issuer: the new kid is fetched, once the interval since the last
+    // fetch has passed.
+    let rotated = |now| rs256_with("rsa2.pem", "rsa-2", &claims(now));
+    assert_eq!(
+        oauth.verify(&rotated(t0), t0).await,
+        Err(Rejected::UnknownKey)
+    );
+    assert_eq!(issuer.hits(), 1, "within the interval of the prefetch");
+    let t1 = t0 + REFRESH_INTERVAL_SECS;
+    assert!(oauth.verify(&rotated(t1), t1).await.is_ok());
+    assert_eq!(issuer.hits(), 2);
+
+    // Made-up kids cost the issuer one request per interval, however many arrive.
+    let made_up = |now| rs256_with("rsa2.pem", "rsa-9", &claims(now));
+    for step in [0, 1, 10, REFRESH_INTERVAL_SECS - 1] {
+        let now = t1 + step;
+        assert_eq!(
+            oauth.verify(&made_up(now), now).await,
+            Err(Rejected::UnknownKey)
+        );
+    }
+    assert_eq!(issuer.hits(), 2);
+    let t2 = t1 + REFRESH_INTERVAL_SECS;
+    assert_eq!(
+        oauth.verify(&made_up(t2), t2).await,
+        Err(Rejected::UnknownKey)
+    );
+    assert_eq!(issuer.hits(), 3);
+    // Known keys never wait for the interval.
+    assert!(oauth.verify(&rotated(t2), t2).await.is_ok());
+    assert_eq!(issuer.hits(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_share_one_fetch() {
+    let (server, issuer) = start().await;
+    let oauth = Arc::new(remote_oauth(&server));
+    oauth.prefetch().await;
+    issuer.serve(fixture("jwks-rotated.json"));
+    *issuer.delay.lock().unwrap() = Duration::from_millis(300);
+    let now = unix_now() + REFRESH_INTERVAL_SECS + 1;
+    let token = rs256_with("rsa2.pem", "rsa-2", &claims(now));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (oauth, token) = (oauth.clone(), token.clone());
+        tasks.spawn(async move { oauth.verify(&token, now).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        assert!(result.unwrap().is_ok());
+    }
+    assert_eq!(issuer.hits(), 2, "the prefetch and one shared refetch");
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_does_not_fail_tokens_whose_keys_are_cached() {
+    let (mut server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    oauth.prefetch().await;
+    server.stop().await;
+    let now = unix_now() + REFRESH_INTERVAL_SECS + 1;
+    // The unknown kid's refetch fails, and the cached keys stay.
+    let unknown = rs256_with("rsa2.pem", "rsa-2", &claims(now));
+    assert_eq!(oauth.verify(&unknown, now).await, Err(Rejected::UnknownKey));
+    assert!(oauth.verify(&rs256(&claims(now)), now).await.is_ok());
+    assert_eq!(issuer.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_issuer_never_reached_is_unavailable() {
+    let jwks = JwksSource::Uri(closed_port_url("/jwks").await);
+    let oauth = OAuth::new(config(vec![super::issuer(jwks, &ALL)])).unwrap();
+    oauth.prefetch().await;
+    let now = unix_now() + REFRESH_INTERVAL_SECS + 1;
+    assert_eq!(
+        oauth.verify(&rs256(&claims(now)), now).await,
+        Err(Rejected::Unavailable)
+    );
+}
+
+#[tokio::test]
+async fn a_reload_takes_over_the_cached_keys_without_refetching() {
+    let (mut server, issuer) = start().await;
+    let old = remote_oauth(&server);
+    old.prefetch().await;
+    let new = remote_oauth(&server);
+    new.inherit(&old);
+    new.prefetch().await;
+    assert_eq!(issuer.hits(), 1);
+    server.stop().await;
+    let now = unix_now();
+    assert!(new.verify(&rs256(&claims(now)), now).await.is_ok());
+}
+
+#[tokio::test]
+async fn probe_reports_each_unusable_jwks_uri_by_issuer_and_uri() {
+    let (mut server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    assert_eq!(oauth.probe().await, Vec::<String>::new());
+
+    let uri = format!("{}/jwks", server.base);
+    let expect = |problems: Vec<String>, says: &str| {
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let prefix = format!("issuer {ISS}: jwks_uri {uri}: ");
+        assert!(
+            problems[0].starts_with(&prefix) && problems[0].contains(says),
+            "{problems:?}"
+        );
+    };
+    issuer.serve("<html>hello</html>".to_owned());
+    expect(oauth.probe().await, "not a JWK set");
+    issuer.serve(" ".repeat(257 * 1024));
+    expect(oauth.probe().await, "body over 256 KiB");
+    let only_ec = OAuth::new(config(vec![super::issuer(
+        JwksSource::Uri(uri.clone()),
+        &[Algorithm::Es256],
+    )]))
+    .unwrap();
+    issuer.serve(r#"{"keys": []}"#.to_owned());
+    expect(only_ec.probe().await, "no usable signature key");
+    server.stop().await;
+    expect(oauth.probe().await, "cannot connect");
+
+    let ftp = JwksSource::Uri("ftp://127.0.0.1/jwks".to_owned());
+    let oauth = OAuth::new(config(vec![super::issuer(ftp, &ALL)])).unwrap();
+    assert!(oauth.probe().await[0].contains("only http and https"));
+}
