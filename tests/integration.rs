@@ -6,6 +6,8 @@ mod common;
 
 #[path = "integration/access_log.rs"]
 mod access_log;
+#[path = "integration/auth_server.rs"]
+mod auth_server;
 #[path = "integration/cap.rs"]
 mod cap;
 #[path = "integration/cli.rs"]
