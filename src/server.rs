@@ -129,7 +129,8 @@ pub fn run(
 /// Keeps limiter and usage state in step with the policy and with the keys in use: a key's
 /// state goes (and a new key's usage record comes) within a second of a reload, and idle
 /// limiter state (full buckets, nothing in flight) goes every minute. Scores every key's
-/// usage once a second, which logs a spike when one begins.
+/// usage once a second, which logs a spike when one begins. Fetches the OAuth issuers' key
+/// sets at start and after a reload that names new ones, so no token waits for them.
 async fn housekeeping<L: Limiter>(
     store: Arc<Store>,
     limiter: Arc<L>,
@@ -138,10 +139,12 @@ async fn housekeeping<L: Limiter>(
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut generation = store.generation();
+    prefetch(&store);
     for n in 1u64.. {
         tick.tick().await;
         if store.generation() != generation {
             generation = store.generation();
+            prefetch(&store);
             let policy = store.current();
             let live: std::collections::HashSet<Subject> =
                 policy.keys.values().map(|k| Subject::of_key(k)).collect();
@@ -157,6 +160,14 @@ async fn housekeeping<L: Limiter>(
             // Drops a record a request made while its key was being removed.
             usage.sync(&store.current());
         }
+    }
+}
+
+/// Fetches, in the background, the remote key sets of the policy in force that are not cached
+/// yet (a set inherited from the previous policy is not fetched again).
+fn prefetch(store: &Store) {
+    if let Some(oauth) = store.current().oauth.clone() {
+        tokio::spawn(async move { oauth.prefetch().await });
     }
 }
 

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "integration/access_log.rs"]
 mod access_log;
+#[path = "integration/auth_server.rs"]
+mod auth_server;
 #[path = "integration/cap.rs"]
 mod cap;
 #[path = "integration/cli.rs"]
@@ -26,6 +28,10 @@ mod key_lifecycle;
 mod limits;
 #[path = "integration/metrics.rs"]
 mod metrics;
+#[path = "integration/oauth.rs"]
+mod oauth;
+#[path = "integration/oauth_client.rs"]
+mod oauth_client;
 #[path = "integration/reload.rs"]
 mod reload;
 #[path = "integration/upstream_selfcheck.rs"]

@@ -92,6 +92,7 @@ mod tests {
             client_id: client.into(),
             workspace: "acme".into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            subject: None,
         }
     }
 

@@ -50,11 +50,20 @@ impl Error {
 #[derive(Debug, Clone)]
 pub struct Identity {
     key: Arc<Key>,
+    /// For a token with a `sub`: `oauth:<client_id>` and the subject, one per line (neither a
+    /// key id nor a client id can hold a line break).
+    owner: Option<Arc<str>>,
 }
 
 impl Identity {
     pub fn from_key(key: Arc<Key>) -> Self {
-        Self { key }
+        Self { key, owner: None }
+    }
+
+    /// An OAuth client's identity, acting for `subject` when the token names one.
+    pub fn from_token(key: Arc<Key>, subject: Option<&str>) -> Self {
+        let owner = subject.map(|sub| Arc::from(format!("{}\n{sub}", key.id)));
+        Self { key, owner }
     }
 
     pub fn workspace(&self) -> &str {
@@ -98,9 +107,11 @@ impl Identity {
         self.key.is_oauth()
     }
 
-    /// True when both are the same key of the same workspace.
-    pub fn same_as(&self, other: &Identity) -> bool {
-        self.workspace() == other.workspace() && self.key_id() == other.key_id()
+    /// Who owns the sessions this identity opens (within its workspace): the key, or for a
+    /// token the client together with the user it acts for — two people using the same
+    /// client app must not be able to take over each other's sessions.
+    pub fn session_owner(&self) -> &str {
+        self.owner.as_deref().unwrap_or(&self.key.id)
     }
 }
 
@@ -144,11 +155,11 @@ async fn by_token(token: &str, policy: &Policy, now: i64) -> Result<Identity, Er
             claims.workspace
         )));
     };
-    policy
+    let key = policy
         .clients
         .get(workspace, &claims)
-        .map(Identity::from_key)
-        .ok_or_else(|| refused(&"client id is not a valid header value"))
+        .ok_or_else(|| refused(&"client id is not a valid header value"))?;
+    Ok(Identity::from_token(key, claims.subject.as_deref()))
 }
 
 /// The one credential a request carries.

@@ -142,6 +142,7 @@ pub fn client(p: &Policy, workspace: &str, client: &str) -> Identity {
         client_id: client.into(),
         workspace: workspace.into(),
         scopes: vec![],
+        subject: None,
     };
     Identity::from_key(
         p.clients

@@ -61,7 +61,7 @@ impl<L: Limiter> Gateway<L> {
             let sid = sid.to_str().unwrap_or_default();
             let upstream_id = self
                 .seal
-                .open(sid, identity.workspace(), identity.key_id())
+                .open(sid, identity.workspace(), identity.session_owner())
                 .ok_or(Denial::SessionNotFound)?;
             ctx.upstream_session = Some(upstream_id.to_owned());
         }

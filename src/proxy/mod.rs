@@ -270,10 +270,10 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         if let Some(upstream_id) = resp.headers.get(&SESSION_HEADER) {
             // The client only ever sees the sealed id (a non-ASCII id cannot be sealed, nor
             // used by a client: it is dropped).
-            let sealed = upstream_id
-                .to_str()
-                .ok()
-                .map(|id| self.seal.seal(id, identity.workspace(), identity.key_id()));
+            let sealed = upstream_id.to_str().ok().map(|id| {
+                self.seal
+                    .seal(id, identity.workspace(), identity.session_owner())
+            });
             resp.remove_header(&SESSION_HEADER);
             if let Some(sealed) = sealed {
                 resp.insert_header(SESSION_HEADER.clone(), sealed)?;

@@ -2,10 +2,10 @@
 //! keeping any state.
 //!
 //! The gateway hands the client `<upstream id>.<tag>`, where the tag is an HMAC-SHA256 (128
-//! bits, hex) of the workspace, the key id and the upstream id under a secret drawn when the
-//! process starts. On the way in the tag is checked against the caller's identity in constant
+//! bits, hex) of the workspace, the session owner (the key id; for an OAuth token, the client
+//! and the token's `sub`) and the upstream id under a secret drawn when the process starts. On the way in the tag is checked against the caller's identity in constant
 //! time and removed, so the upstream only ever sees its own id. A leaked session id is useless
-//! to any other key; an id the gateway never sealed — forged, or issued before a restart — is
+//! to any other key, and to any other user of the same OAuth client; an id the gateway never sealed — forged, or issued before a restart — is
 //! answered 404 like an unknown session, which MCP clients meet by initializing again.
 //! Nothing is stored per session, so memory does not grow with sessions and a restart or a
 //! DELETE needs no clean-up.

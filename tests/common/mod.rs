@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use mcpwarden::auth::api_key::{ApiKey, hash_hex};
 
+pub mod auth_server;
+pub mod issuer;
 pub mod upstream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcpwarden");

@@ -200,7 +200,6 @@ fn check_reports_an_unreadable_jwks_file_at_its_line() {
 }
 
 #[test]
-#[ignore = "needs OAuth::probe to fetch the JWKS (it is a stub until the JWKS runtime lands)"]
 fn check_reports_a_jwks_uri_it_cannot_fetch() {
     let dir = tempfile::tempdir().unwrap();
     let closed = free_port();

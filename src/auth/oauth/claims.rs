@@ -19,6 +19,8 @@ use super::{Claims, Rejected};
 
 /// Clock skew tolerated between this gateway and the issuer, on `exp` and `nbf` alike.
 pub const LEEWAY_SECS: i64 = 30;
+/// The longest `sub` accepted (it is only compared, never sent or logged).
+pub const MAX_SUBJECT_BYTES: usize = 256;
 /// The longest `client_id` or workspace accepted.
 pub const MAX_ID_BYTES: usize = 128;
 /// The most scopes one token may carry.
@@ -185,10 +187,18 @@ pub fn identity(set: &ClaimSet<'_>, workspace_claim: &str) -> Result<Claims, Rej
     if !is_id(&workspace) {
         return Err(Rejected::Claim("workspace"));
     }
+    let subject = set.string("sub")?;
+    if subject
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_SUBJECT_BYTES)
+    {
+        return Err(Rejected::Claim("sub"));
+    }
     Ok(Claims {
         client_id,
         workspace,
         scopes: scopes(set)?,
+        subject,
     })
 }
 

@@ -290,7 +290,9 @@ mod tests {
         let url = format!("https://{}/jwks", listener.local_addr().unwrap());
         tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
-            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await;
         });
         let error = get(&url, Duration::from_secs(2)).await.unwrap_err();
         assert!(error.starts_with("TLS: "), "{error}");

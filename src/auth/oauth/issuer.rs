@@ -64,9 +64,9 @@ impl Issuer {
         }
     }
 
-    pub async fn prefetch(&self, now: i64) {
+    pub async fn prefetch(&self) {
         if let Keys::Remote(remote) = &self.keys {
-            remote.prefetch(now).await;
+            remote.prefetch().await;
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Claims {
     /// From `scope` (space-separated) or `scp` (array), as the token states them (not yet
     /// narrowed to the workspace's).
     pub scopes: Vec<String>,
+    /// `sub`: on whose behalf the client acts (a session the upstream issues is bound to it).
+    pub subject: Option<String>,
 }
 
 /// Why a token is refused (each is `bad_token` on the wire; the reason goes to the log).
@@ -192,9 +194,8 @@ impl OAuth {
     /// first request does not wait for it. Spawn it once the runtime is built; a failure is
     /// logged, and the first token with a key from that set tries again.
     pub async fn prefetch(&self) {
-        let now = unix_now();
         for issuer in &self.issuers {
-            issuer.prefetch(now).await;
+            issuer.prefetch().await;
         }
     }
 
@@ -230,9 +231,4 @@ impl OAuth {
     pub fn metadata(&self) -> &metadata::Metadata {
         &self.metadata
     }
-}
-
-fn unix_now() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

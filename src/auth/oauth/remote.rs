@@ -1,11 +1,13 @@
 //! A `jwks_uri`'s keys, cached: fetched once at start, refetched when a token names an
-//! unknown `kid`, at most once every [`REFRESH_INTERVAL_SECS`].
+//! unknown `kid`, at most once every [`REFRESH_INTERVAL_SECS`] (every [`EMPTY_RETRY_SECS`]
+//! while nothing could be fetched yet, so a failed start-up fetch heals quickly).
 //!
 //! Invariants: the request path reads the cached set with one atomic load and never waits
 //! for a fetch unless its key is missing; concurrent misses share one fetch (a lock taken
 //! with the fetch's own deadline, so no request waits longer than [`FETCH_TIMEOUT`] for
-//! it); the interval counts attempts, failed ones too, so a flood of made-up `kid`s costs
-//! the issuer one request per interval; a failed fetch keeps the cached keys (an issuer
+//! it); the interval counts refresh attempts, failed ones too, so a flood of made-up `kid`s
+//! costs the issuer one request per interval (the start-up fetch does not count: a key the
+//! issuer rotates in right after start is still picked up at once); a failed fetch keeps the cached keys (an issuer
 //! briefly unreachable must not fail tokens whose keys are known). A fetch runs in its own
 //! task, so a request that goes away mid-fetch does not waste the interval's attempt. The
 //! clock is the `now` the caller passes (Unix seconds), so tests step it.
@@ -23,6 +25,8 @@ use super::keys::KeySet;
 
 /// The least time between two fetches of one URI.
 pub const REFRESH_INTERVAL_SECS: i64 = 30;
+/// The least time between two refresh attempts while no set was ever fetched.
+pub const EMPTY_RETRY_SECS: i64 = 5;
 /// How long a request may wait for a fetch (the fetch's own deadline).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -36,7 +40,8 @@ pub struct RemoteJwks {
     uri: String,
     /// Empty until the first successful fetch (a fetched set is never empty).
     keys: ArcSwap<KeySet>,
-    /// When the last fetch started, Unix seconds; `i64::MIN`: never.
+    /// When the last refresh (a fetch for an unknown `kid`) started, Unix seconds;
+    /// `i64::MIN`: never.
     last_attempt: AtomicI64,
     fetching: Arc<Mutex<()>>,
 }
@@ -98,11 +103,14 @@ impl RemoteJwks {
 
     /// The first fetch, for start-up: does nothing when a set is already cached (inherited
     /// from the previous policy).
-    pub async fn prefetch(self: &Arc<Self>, now: i64) {
-        let seen = self.current();
-        if seen.is_empty() {
-            self.refresh(&seen, now).await;
+    pub async fn prefetch(self: &Arc<Self>) {
+        if !self.current().is_empty() {
+            return;
         }
+        let Ok(_guard) = self.fetching.try_lock() else {
+            return; // a request is fetching already
+        };
+        let _ = self.fetch_and_store().await;
     }
 
     /// Shares `other`'s cache, when both fetch the same URI.
@@ -123,8 +131,13 @@ impl RemoteJwks {
     /// not freeze the keys until it catches up).
     fn may_fetch(&self, now: i64) -> bool {
         let last = self.last_attempt.load(Ordering::Relaxed);
+        let interval = if self.current().is_empty() {
+            EMPTY_RETRY_SECS
+        } else {
+            REFRESH_INTERVAL_SECS
+        };
         let elapsed = now.saturating_sub(last);
-        last == i64::MIN || !(0..REFRESH_INTERVAL_SECS).contains(&elapsed)
+        last == i64::MIN || !(0..interval).contains(&elapsed)
     }
 
     async fn fetch_and_store(&self) -> Result<Arc<KeySet>, String> {

@@ -112,7 +112,7 @@ pub fn hand_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
 }
 
 pub fn unix_now() -> i64 {
-    super::unix_now()
+    crate::policy::store::now()
 }
 
 /// Signs with the RSA fixture key `pem` (`rsa.pem` or `rsa2.pem`) under `kid`.

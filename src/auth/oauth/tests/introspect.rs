@@ -90,6 +90,7 @@ async fn an_active_token_is_accepted_and_its_answer_cached_for_a_minute() {
         client_id: "app-1".to_owned(),
         workspace: "acme".to_owned(),
         scopes: vec!["crm:read".to_owned()],
+        subject: None,
     };
     assert_eq!(oauth.verify("opaque-1", NOW).await, Ok(expected.clone()));
     assert_eq!(oauth.verify("opaque-1", NOW + 59).await, Ok(expected));

@@ -25,6 +25,7 @@ async fn rs256_es256_and_eddsa_tokens_are_accepted() {
         client_id: "app-1".to_owned(),
         workspace: "acme".to_owned(),
         scopes: vec!["crm:read".to_owned(), "crm:write".to_owned()],
+        subject: None,
     };
     for (alg, kid) in [
         (Jose::RS256, "rsa-1"),

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::routing::get;
 
 use super::*;
+use crate::auth::oauth::remote::EMPTY_RETRY_SECS;
 use crate::auth::oauth::{REFRESH_INTERVAL_SECS, Rejected};
 
 #[derive(Clone, Default)]
@@ -90,17 +91,12 @@ async fn an_unknown_kid_refetches_at_most_once_per_interval() {
     let t0 = unix_now() + 1; // at or after the prefetch's own clock
     issuer.serve(fixture("jwks-rotated.json"));
 
-    // Rotation at the issuer: the new kid is fetched, once the interval since the last
-    // fetch has passed.
+    // Rotation at the issuer right after start: the start-up fetch does not count, so the
+    // new kid is fetched at once.
     let rotated = |now| rs256_with("rsa2.pem", "rsa-2", &claims(now));
-    assert_eq!(
-        oauth.verify(&rotated(t0), t0).await,
-        Err(Rejected::UnknownKey)
-    );
-    assert_eq!(issuer.hits(), 1, "within the interval of the prefetch");
-    let t1 = t0 + REFRESH_INTERVAL_SECS;
-    assert!(oauth.verify(&rotated(t1), t1).await.is_ok());
+    assert!(oauth.verify(&rotated(t0), t0).await.is_ok());
     assert_eq!(issuer.hits(), 2);
+    let t1 = t0;
 
     // Made-up kids cost the issuer one request per interval, however many arrive.
     let made_up = |now| rs256_with("rsa2.pem", "rsa-9", &claims(now));
@@ -215,4 +211,32 @@ async fn probe_reports_each_unusable_jwks_uri_by_issuer_and_uri() {
     let ftp = JwksSource::Uri("ftp://127.0.0.1/jwks".to_owned());
     let oauth = OAuth::new(config(vec![super::issuer(ftp, &ALL)])).unwrap();
     assert!(oauth.probe().await[0].contains("only http and https"));
+}
+
+#[tokio::test]
+async fn a_failed_start_up_fetch_is_retried_soon_rather_than_after_the_full_interval() {
+    let (server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    issuer.serve("not a key set".into());
+    oauth.prefetch().await;
+    assert_eq!(issuer.hits(), 1);
+    let t0 = unix_now() + 1;
+    // The first token retries at once (the start-up fetch does not count), then the issuer
+    // is asked at most every EMPTY_RETRY_SECS while nothing could be fetched.
+    issuer.serve("still broken".into());
+    assert_eq!(
+        oauth.verify(&rs256(&claims(t0)), t0).await,
+        Err(Rejected::Unavailable)
+    );
+    assert_eq!(issuer.hits(), 2);
+    issuer.serve(fixture("jwks.json"));
+    let t1 = t0 + EMPTY_RETRY_SECS - 1;
+    assert_eq!(
+        oauth.verify(&rs256(&claims(t1)), t1).await,
+        Err(Rejected::Unavailable)
+    );
+    assert_eq!(issuer.hits(), 2);
+    let t2 = t0 + EMPTY_RETRY_SECS;
+    assert!(oauth.verify(&rs256(&claims(t2)), t2).await.is_ok());
+    assert_eq!(issuer.hits(), 3);
 }
