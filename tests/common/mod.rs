@@ -432,6 +432,21 @@ pub async fn tool_names(client: &rmcp::Peer<rmcp::RoleClient>) -> Vec<String> {
     names
 }
 
+/// Calls the upstream's `search_deals` through `client` and checks its answer.
+pub async fn search_works(client: &rmcp::Peer<rmcp::RoleClient>) {
+    let result = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("search_deals")
+                .with_arguments(args(serde_json::json!({"query": "acme"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        result.content[0].as_text().unwrap().text,
+        "deals matching acme"
+    );
+}
+
 /// Runs blocking HTTP off the runtime's workers, so an upstream on the runtime keeps serving.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()

@@ -122,17 +122,7 @@ async fn an_rmcp_client_completes_the_oauth_dance_from_the_401_and_works_through
         ],
         "crm:read sees read tools only"
     );
-    let result = client
-        .call_tool(
-            CallToolRequestParams::new("search_deals")
-                .with_arguments(args(json!({"query": "acme"}))),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        result.content[0].as_text().unwrap().text,
-        "deals matching acme"
-    );
+    search_works(&client).await;
     assert_eq!(
         s.up.calls.header("x-mcpwarden-key").as_deref(),
         Some("oauth:client-1")

@@ -1,6 +1,5 @@
 //! The test upstream itself, in each mode, driven by rmcp's client and by plain HTTP.
 
-use crate::common::args;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -8,6 +7,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common::upstream::{self, Mode};
+use crate::common::{args, search_works};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"selfcheck","version":"1"}}}"#;
 
@@ -34,17 +34,7 @@ async fn drive(mode: Mode) {
         "{mode:?}"
     );
 
-    let result = client
-        .call_tool(
-            CallToolRequestParams::new("search_deals")
-                .with_arguments(args(json!({"query": "acme"}))),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        result.content[0].as_text().unwrap().text,
-        "deals matching acme"
-    );
+    search_works(&client).await;
     let result = client
         .call_tool(
             CallToolRequestParams::new("big_result").with_arguments(args(json!({"bytes": 1000}))),
