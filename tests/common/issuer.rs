@@ -2,6 +2,7 @@
 //! `tests/fixtures/oauth/`, and serves its JWK set over real HTTP on loopback, swappable (key
 //! rotation), stoppable (an unreachable issuer), counting how often it was fetched.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,8 @@ pub fn unix_now() -> i64 {
 pub struct Issuer {
     pub addr: SocketAddr,
     jwks: Arc<Mutex<String>>,
+    /// Opaque tokens `/introspect` answers `active: true` for, with their claims.
+    active: Arc<Mutex<HashMap<String, Value>>>,
     fetches: Arc<AtomicUsize>,
     /// Once set, even a connection kept alive from before gets a 503.
     stopped: Arc<AtomicBool>,
@@ -72,21 +75,50 @@ impl Issuer {
         let body = Arc::new(Mutex::new(jwks));
         let fetches = Arc::new(AtomicUsize::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(Mutex::new(HashMap::<String, Value>::new()));
+        let introspect = {
+            let active = active.clone();
+            move |headers: axum::http::HeaderMap, form: String| {
+                let active = active.clone();
+                async move {
+                    // Basic base64("gateway:s3cret")
+                    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+                        == Some("Basic Z2F0ZXdheTpzM2NyZXQ=");
+                    if !authorized {
+                        return (axum::http::StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let token = form.strip_prefix("token=").unwrap_or_default().to_owned();
+                    let answer = active
+                        .lock()
+                        .unwrap()
+                        .get(&token)
+                        .cloned()
+                        .unwrap_or_else(|| json!({"active": false}));
+                    (axum::http::StatusCode::OK, answer.to_string())
+                }
+            }
+        };
         let app = {
             let (body, fetches, stopped) = (body.clone(), fetches.clone(), stopped.clone());
-            axum::Router::new().route(
-                "/jwks.json",
-                axum::routing::get(move || {
-                    let (body, fetches, stopped) = (body.clone(), fetches.clone(), stopped.clone());
-                    async move {
-                        if stopped.load(Ordering::SeqCst) {
-                            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new());
+            axum::Router::new()
+                .route("/introspect", axum::routing::post(introspect))
+                .route(
+                    "/jwks.json",
+                    axum::routing::get(move || {
+                        let (body, fetches, stopped) =
+                            (body.clone(), fetches.clone(), stopped.clone());
+                        async move {
+                            if stopped.load(Ordering::SeqCst) {
+                                return (
+                                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                    String::new(),
+                                );
+                            }
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            (axum::http::StatusCode::OK, body.lock().unwrap().clone())
                         }
-                        fetches.fetch_add(1, Ordering::SeqCst);
-                        (axum::http::StatusCode::OK, body.lock().unwrap().clone())
-                    }
-                }),
-            )
+                    }),
+                )
         };
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -94,6 +126,7 @@ impl Issuer {
         Self {
             addr,
             jwks: body,
+            active,
             fetches,
             stopped,
             server,
@@ -111,6 +144,13 @@ impl Issuer {
 
     pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes `/introspect` answer for the opaque `token` with `claims` and `active: true`
+    /// (it asks for HTTP Basic `gateway:s3cret`).
+    pub fn issue_opaque(&self, token: &str, mut claims: Value) {
+        claims["active"] = json!(true);
+        self.active.lock().unwrap().insert(token.into(), claims);
     }
 
     /// Stops serving: the issuer is unreachable from now on.

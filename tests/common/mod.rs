@@ -148,6 +148,8 @@ impl Gateway {
             .arg(&policy_path)
             .args(args)
             .env("RUST_LOG", "info,pingora_core=warn,pingora_proxy=warn")
+            // The test issuer's introspection secret (tests/common/issuer.rs).
+            .env("TEST_INTROSPECTION_SECRET", "s3cret")
             .env_remove("MCPWARDEN_ACCESS_LOG")
             .stdout(Stdio::null())
             .stderr(stderr)

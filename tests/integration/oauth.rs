@@ -26,7 +26,7 @@ struct Setup {
 fn oauth_section(issuer: &Issuer, resource: &str) -> String {
     let url = issuer.url();
     format!(
-        "oauth:\n  resource: {resource}\n  authorization_servers: [{url}]\n  issuers:\n    - issuer: {url}\n      jwks_uri: {url}/jwks.json\n      workspace_claim: org\n      algorithms: [RS256, ES256, EdDSA]\n  scopes_supported: [crm:read, crm:write]\n"
+        "oauth:\n  resource: {resource}\n  authorization_servers: [{url}]\n  issuers:\n    - issuer: {url}\n      jwks_uri: {url}/jwks.json\n      workspace_claim: org\n      algorithms: [RS256, ES256, EdDSA]\n      introspection_endpoint: {url}/introspect\n      client_id: gateway\n      client_secret: ${{TEST_INTROSPECTION_SECRET}}\n  scopes_supported: [crm:read, crm:write]\n"
     )
 }
 
@@ -405,4 +405,27 @@ async fn a_session_belongs_to_the_user_a_token_acts_for_not_just_its_client() {
         "same client, another user: {}",
         foreign.text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opaque_token_is_introspected_at_its_issuer() {
+    let s = setup().await;
+    let addr = s.gw.addr;
+    let mut claims = s.issuer.claims(&s.resource, "crm:read");
+    claims["client_id"] = json!("opaque-app");
+    s.issuer.issue_opaque("opaque-token-1", claims);
+    let (known, unknown) = blocking(move || {
+        (
+            search(addr, &bearer("opaque-token-1")),
+            search(addr, &bearer("opaque-token-2")),
+        )
+    })
+    .await;
+    assert_eq!(known.status, 200, "{}", known.text());
+    assert_eq!(
+        s.up.calls.header("x-mcpwarden-key").as_deref(),
+        Some("oauth:opaque-app")
+    );
+    assert_eq!(unknown.status, 401, "{}", unknown.text());
+    assert_eq!(s.up.calls.count("search_deals"), 1);
 }
