@@ -50,6 +50,8 @@ impl<L: Limiter> Gateway<L> {
                     None => Denial::Auth(e),
                 }
             })?;
+        // From here on a refusal is counted under the caller's key.
+        let identity = ctx.identity.insert(identity);
         if method != http::Method::POST
             && method != http::Method::GET
             && method != http::Method::DELETE
@@ -65,7 +67,6 @@ impl<L: Limiter> Gateway<L> {
                 .ok_or(Denial::SessionNotFound)?;
             ctx.upstream_session = Some(upstream_id.to_owned());
         }
-        ctx.identity = Some(identity);
         if method != http::Method::POST {
             return self.limit(ctx, 1).await;
         }

@@ -336,3 +336,39 @@ async fn no_key_hash_or_argument_appears_in_metrics_or_the_access_log() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_key_refused_after_authentication_is_counted_under_its_key() {
+    let s = setup_with(Mode::Stateless, "", LIMITS).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let (put, foreign) = blocking(move || {
+        let put = raw(
+            addr,
+            &format!("PUT /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap();
+        let foreign = raw(
+            addr,
+            &format!("GET /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nMcp-Session-Id: not-sealed-by-us\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap();
+        (put, foreign)
+    })
+    .await;
+    assert_eq!((put.status, foreign.status), (405, 404));
+    let labels = [
+        ("workspace", "acme"),
+        ("key", "full"),
+        ("outcome", "denied"),
+    ];
+    let gw = &s.gw;
+    assert!(
+        eventually(5, || metric(
+            &gw.metrics(),
+            "mcpwarden_requests_total",
+            &labels
+        ) == Some(2.0)),
+        "{}",
+        gw.metrics()
+    );
+}
