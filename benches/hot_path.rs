@@ -100,6 +100,7 @@ fn headers(c: &mut Criterion) {
                     &identity,
                     ip,
                     mcpwarden::proxy::forward::Strip { expect: false },
+                    |_| {},
                 )
                 .unwrap()
             },

@@ -154,7 +154,7 @@ impl<L: Limiter> Gateway<L> {
             header.insert_header(*name, value)?;
         }
         if let Some(id) = &ctx.request_id {
-            header.insert_header(request_id::HEADER, id.value.clone())?;
+            header.insert_header(request_id::HEADER.clone(), id.value.clone())?;
         }
         header.insert_header("content-length", reply.body.len().to_string())?;
         // A refused POST whose body was not read: close rather than drain an unbounded body

@@ -23,7 +23,8 @@ pub struct Strip {
 }
 
 /// Rewrites the request for the upstream: credentials, forged identity and `Accept-Encoding`
-/// out; identity, `X-Forwarded-*`, `Host` and `upstream.headers` in.
+/// out; identity, `X-Forwarded-*`, `Host` and `upstream.headers` in; then `more` (the
+/// caller's own additions) over the same map.
 ///
 /// The headers are edited as a plain `http::HeaderMap`, outside Pingora's case-preserving
 /// map: Pingora's own insert parses the name and updates two maps on every call (about 2,000
@@ -35,12 +36,14 @@ pub fn rewrite_request(
     identity: &Identity,
     client_ip: Option<IpAddr>,
     strip: Strip,
+    more: impl FnOnce(&mut HeaderMap),
 ) -> Result<()> {
     // A request-target that is not UTF-8 lives beside the URI; carry it over.
     let raw_target = (!req.raw_path_is_utf8()).then(|| req.raw_path().to_vec());
     let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
     let mut parts = http::request::Parts::from(std::mem::replace(req, placeholder));
     rewrite_headers(&mut parts.headers, upstream, identity, client_ip, strip);
+    more(&mut parts.headers);
     *req = RequestHeader::from(parts);
     if let Some(raw) = raw_target {
         req.set_raw_path(&raw)?;

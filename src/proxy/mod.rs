@@ -240,14 +240,18 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             forward::Strip {
                 expect: ctx.body_read,
             },
+            |headers| {
+                // The client's id unsealed (it was checked as visible ASCII on the way in).
+                let session = ctx.upstream_session.as_deref();
+                if let Some(value) = session.and_then(|id| http::HeaderValue::from_str(id).ok()) {
+                    headers.insert(SESSION_HEADER.clone(), value);
+                }
+                // The client's own id passes through as it came; a replaced one is replaced.
+                if let Some(id) = ctx.request_id.as_ref().filter(|id| id.generated) {
+                    headers.insert(request_id::HEADER.clone(), id.value.clone());
+                }
+            },
         )?;
-        if let Some(upstream_id) = &ctx.upstream_session {
-            req.insert_header(SESSION_HEADER.clone(), upstream_id.as_str())?;
-        }
-        // The client's own id passes through as it came; a replaced one is replaced here.
-        if let Some(id) = ctx.request_id.as_ref().filter(|id| id.generated) {
-            req.insert_header(request_id::HEADER, id.value.clone())?;
-        }
         Ok(())
     }
 
@@ -314,18 +318,18 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(id) = &ctx.request_id {
-            resp.insert_header(request_id::HEADER, id.value.clone())?;
-        }
-        if let (Some(admission), Some(identity)) = (&ctx.admission, &ctx.identity) {
-            let rate = admission.rate;
-            response::edit_headers(resp, |headers| {
+        response::edit_headers(resp, |headers| {
+            if let Some(id) = &ctx.request_id {
+                headers.insert(request_id::HEADER.clone(), id.value.clone());
+            }
+            if let (Some(admission), Some(identity)) = (&ctx.admission, &ctx.identity) {
                 let policy = identity.headers().rate_limit_policy.clone();
                 headers.insert(crate::wire::RATELIMIT_POLICY.clone(), policy);
+                let rate = admission.rate;
                 let left = crate::wire::rate_limit(rate.remaining, rate.reset);
                 headers.insert(crate::wire::RATELIMIT.clone(), left);
-            });
-        }
+            }
+        });
         Ok(())
     }
 

@@ -6,9 +6,9 @@
 //! Invariant: the id is at most [`MAX_LEN`] bytes of visible ASCII (0x21–0x7E), so it is a
 //! valid header value and cannot break a log line.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
-pub const HEADER: &str = "x-request-id";
+pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longer ids are replaced: 128 fits a UUID, a W3C trace id and most vendors' formats.
 pub const MAX_LEN: usize = 128;
@@ -24,7 +24,7 @@ pub struct RequestId {
 impl RequestId {
     /// The client's id, else a new one.
     pub fn of(headers: &HeaderMap) -> Self {
-        let mut values = headers.get_all(HEADER).iter();
+        let mut values = headers.get_all(&HEADER).iter();
         match (values.next(), values.next()) {
             (Some(value), None) if acceptable(value.as_bytes()) => Self {
                 value: value.clone(),
@@ -63,7 +63,7 @@ mod tests {
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for v in values {
-            map.append(HEADER, HeaderValue::from_bytes(v).unwrap());
+            map.append(HEADER.clone(), HeaderValue::from_bytes(v).unwrap());
         }
         map
     }
