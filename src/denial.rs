@@ -55,8 +55,8 @@ pub struct Reply {
 pub struct Challenge<'a> {
     /// The URL of the protected-resource metadata, for `resource_metadata="…"`.
     pub resource_metadata: &'a str,
-    /// The caller presented an OAuth token (so a wider scope can be asked for).
-    pub token: bool,
+    /// A refused call could pass with a wider token (see `Identity::may_step_up_to`).
+    pub step_up: bool,
 }
 
 /// Turns a denial into its reply, for the request's JSON-RPC `id` (null when there is none
@@ -115,7 +115,7 @@ pub fn reply(denial: &Denial, id: &Id, oauth: Option<Challenge<'_>>) -> Reply {
         // Step-up: a token whose scopes fall short may be exchanged for a wider one. A missing
         // workspace feature is not a matter of scope, so it gets no challenge.
         Denial::Forbidden(d) => {
-            if let Some(oauth) = oauth.filter(|o| o.token && d.missing_feature.is_none()) {
+            if let Some(oauth) = oauth.filter(|o| o.step_up && d.missing_feature.is_none()) {
                 headers.push((
                     "www-authenticate",
                     format!(
@@ -163,7 +163,7 @@ pub fn reply(denial: &Denial, id: &Id, oauth: Option<Challenge<'_>>) -> Reply {
 fn unauthorized(error: auth::Error, oauth: Option<Challenge<'_>>) -> String {
     let mut value = String::from("Bearer realm=\"mcpwarden\"");
     if let Some(oauth) = oauth {
-        if error == auth::Error::BadToken {
+        if matches!(error, auth::Error::BadToken | auth::Error::StaleToken) {
             value.push_str(", error=\"invalid_token\"");
         }
         value.push_str(", resource_metadata=\"");
@@ -302,10 +302,10 @@ mod tests {
 
     const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
 
-    fn oauth(token: bool) -> Option<Challenge<'static>> {
+    fn oauth(step_up: bool) -> Option<Challenge<'static>> {
         Some(Challenge {
             resource_metadata: METADATA,
-            token,
+            step_up,
         })
     }
 
@@ -350,7 +350,7 @@ mod tests {
                 "Bearer error=\"insufficient_scope\", scope=\"crm:read crm:write\", resource_metadata=\"{METADATA}\""
             )
         );
-        // A key cannot step up; a missing feature is no matter of scope.
+        // No step-up where a wider token cannot help; a missing feature is no matter of scope.
         assert_eq!(
             header(
                 &reply(&denied(None), &id("1"), oauth(false)),

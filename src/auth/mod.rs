@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderName};
 
 use crate::limits::Subject;
 use crate::policy::{Key, KeyHeaders, Limits, Policy};
+use oauth::Rejected;
 
 /// Why a request has no identity. Each maps to one `reason` label and one wire answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +29,13 @@ pub enum Error {
     Expired,
     #[error("invalid bearer token")]
     BadToken,
+    /// A token signed by its issuer but expired or not yet valid: not a guess.
+    #[error("bearer token expired or not yet valid")]
+    StaleToken,
+    /// The token's issuer could not be asked (its keys were never fetched, introspection
+    /// failed): the token may be good, so the client should retry rather than sign in again.
+    #[error("cannot verify the bearer token now: its issuer is unavailable")]
+    IssuerUnavailable,
     #[error("conflicting credentials: send one X-API-Key or one Authorization header")]
     Conflict,
 }
@@ -39,9 +47,20 @@ impl Error {
             Error::Missing => "missing",
             Error::Invalid => "invalid",
             Error::Expired => "expired",
-            Error::BadToken => "bad_token",
+            Error::BadToken | Error::StaleToken | Error::IssuerUnavailable => "bad_token",
             Error::Conflict => "conflict",
         }
+    }
+
+    /// Whether the failure spends the client address's failed-authentication budget: a
+    /// credential that may be a guess does; none at all, a token its issuer signed, or an
+    /// issuer that could not be asked does not (otherwise everyone behind a shared address
+    /// would be locked out by ordinary token expiry or an issuer outage).
+    pub fn spends_budget(self) -> bool {
+        !matches!(
+            self,
+            Error::Missing | Error::StaleToken | Error::IssuerUnavailable
+        )
     }
 }
 
@@ -107,6 +126,13 @@ impl Identity {
         self.key.is_oauth()
     }
 
+    /// Whether asking the authorization server for `scopes` could help: only a token can be
+    /// exchanged for a wider one, and only for scopes its workspace has (a token's scopes are
+    /// narrowed to its workspace's, so asking for others would loop through consent in vain).
+    pub fn may_step_up_to(&self, scopes: &[String]) -> bool {
+        self.is_oauth() && scopes.iter().all(|s| self.key.workspace.scopes.contains(s))
+    }
+
     /// Who owns the sessions this identity opens (within its workspace): the key, or for a
     /// token the client together with the user it acts for — two people using the same
     /// client app must not be able to take over each other's sessions.
@@ -143,22 +169,28 @@ async fn by_token(token: &str, policy: &Policy, now: i64) -> Result<Identity, Er
     let Some(oauth) = &policy.oauth else {
         return Err(Error::BadToken);
     };
-    let refused = |why: &dyn std::fmt::Display| {
-        // The reason, never the token. Bounded by the failed-authentication budget per address.
+    let refused = |why: &dyn std::fmt::Display, error: Error| {
+        // The reason, never the token. A stream of these is bounded by the failed-
+        // authentication budget per address (except for the kinds that do not spend it).
         tracing::info!(reason = %why, "bearer token refused");
-        Error::BadToken
+        error
     };
-    let claims = oauth.verify(token, now).await.map_err(|e| refused(&e))?;
+    let claims = oauth.verify(token, now).await.map_err(|e| {
+        let error = match e {
+            Rejected::Expired | Rejected::NotYetValid => Error::StaleToken,
+            Rejected::Unavailable => Error::IssuerUnavailable,
+            _ => Error::BadToken,
+        };
+        refused(&e, error)
+    })?;
     let Some(workspace) = policy.workspace(&claims.workspace) else {
-        return Err(refused(&format_args!(
-            "workspace {:?} is not in the policy",
-            claims.workspace
-        )));
+        let why = format_args!("workspace {:?} is not in the policy", claims.workspace);
+        return Err(refused(&why, Error::BadToken));
     };
     let key = policy
         .clients
         .get(workspace, &claims)
-        .ok_or_else(|| refused(&"client id is not a valid header value"))?;
+        .ok_or_else(|| refused(&"client id is not a valid header value", Error::BadToken))?;
     Ok(Identity::from_token(key, claims.subject.as_deref()))
 }
 

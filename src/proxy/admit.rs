@@ -40,10 +40,9 @@ impl<L: Limiter> Gateway<L> {
                     .auth_failures
                     .with_label_values(&[e.reason()])
                     .inc();
-                // A request with no credential at all is not a guess.
-                let spent = match (e, client_ip) {
-                    (auth::Error::Missing, _) | (_, None) => None,
-                    (_, Some(ip)) => self.auth_failures.record(ip),
+                let spent = match client_ip {
+                    Some(ip) if e.spends_budget() => self.auth_failures.record(ip),
+                    _ => None,
                 };
                 match spent {
                     Some(retry_after) => Denial::AuthThrottled { retry_after },
@@ -146,7 +145,12 @@ impl<L: Limiter> Gateway<L> {
             .and_then(|p| p.oauth.as_ref())
             .map(|oauth| denial::Challenge {
                 resource_metadata: oauth.metadata().url(),
-                token: ctx.identity.as_ref().is_some_and(|i| i.is_oauth()),
+                step_up: match (denial, &ctx.identity) {
+                    (Denial::Forbidden(d), Some(identity)) => {
+                        identity.may_step_up_to(&d.required_scopes)
+                    }
+                    _ => false,
+                },
             });
         let reply = denial::reply(denial, &ctx.id, challenge);
         let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;

@@ -170,12 +170,19 @@ impl Metrics {
     /// identity so the next requests look nothing up.
     fn client_series(&self, key: &Key) -> Arc<KeySeries> {
         let mut clients = self.clients.lock().expect("not poisoned");
-        let tracked = clients.len();
-        let (workspace, id) = super::client_label((&key.workspace.name, &key.id), || tracked);
-        let series = clients
-            .entry((workspace.into(), id.into()))
-            .or_insert_with(|| Arc::new(KeySeries::new(&self.families, workspace, id)))
-            .clone();
+        let name = (key.workspace.name.clone(), key.id.clone());
+        let series = match clients.get(&name) {
+            // A client met before, under an earlier policy's identity.
+            Some(series) => series.clone(),
+            None => {
+                let tracked = clients.len();
+                let (workspace, id) = super::client_label((&name.0, &name.1), || tracked);
+                clients
+                    .entry((workspace.into(), id.into()))
+                    .or_insert_with(|| Arc::new(KeySeries::new(&self.families, workspace, id)))
+                    .clone()
+            }
+        };
         let _ = key.metrics.set(series.clone());
         series
     }

@@ -22,6 +22,7 @@ pub mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -43,6 +44,9 @@ pub struct Usage {
     records: ArcSwap<Records>,
     /// Each `tool` label seen, and its bit in every key's tool set (grows to ~1000, then stops).
     tools: ArcSwap<Tools>,
+    /// Set once [`super::MAX_OAUTH_CLIENTS`] clients have records, so that later clients'
+    /// requests do not count the records again each time (cleared by [`Usage::sync`]).
+    clients_full: AtomicBool,
     clock: Clock,
 }
 
@@ -65,6 +69,7 @@ impl Usage {
         Self {
             records: ArcSwap::default(),
             tools: ArcSwap::default(),
+            clients_full: AtomicBool::new(false),
             clock,
         }
     }
@@ -81,9 +86,7 @@ impl Usage {
         let flagged = match records.get(&name as &dyn Named) {
             Some(record) => record.count(request, now, tool),
             None => {
-                let name = super::client_label(name, || {
-                    records.keys().filter(|n| is_oauth_id(&n.key)).count()
-                });
+                let name = super::client_label(name, || self.oauth_records(&records));
                 match records.get(&name as &dyn Named) {
                     Some(shared) => shared.clone(),
                     None => self.insert(name, now),
@@ -102,6 +105,18 @@ impl Usage {
                 request.tool
             );
         }
+    }
+
+    /// How many OAuth clients have records (a scan, made only while the cap is not reached).
+    fn oauth_records(&self, records: &Records) -> usize {
+        if self.clients_full.load(Ordering::Relaxed) {
+            return super::MAX_OAUTH_CLIENTS;
+        }
+        let n = records.keys().filter(|n| is_oauth_id(&n.key)).count();
+        if n >= super::MAX_OAUTH_CLIENTS {
+            self.clients_full.store(true, Ordering::Relaxed);
+        }
+        n
     }
 
     /// The record of a key that has none yet: one whose request raced the reload that added
@@ -145,6 +160,7 @@ impl Usage {
     /// Makes a record for every key of `policy` and drops those of keys it no longer has.
     pub fn sync(&self, policy: &Policy) {
         let now = self.clock.now();
+        self.clients_full.store(false, Ordering::Relaxed);
         self.records.rcu(|old| {
             let mut records =
                 Records::with_capacity_and_hasher(policy.keys.len(), ahash::RandomState::default());

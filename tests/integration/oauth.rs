@@ -429,3 +429,54 @@ async fn an_opaque_token_is_introspected_at_its_issuer() {
     assert_eq!(unknown.status, 401, "{}", unknown.text());
     assert_eq!(s.up.calls.count("search_deals"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_step_up_is_offered_for_scopes_the_workspace_cannot_have() {
+    let s = setup().await;
+    let addr = s.gw.addr;
+    // Workspace `beta` has crm:read but never crm:write.
+    let mut claims = s.issuer.claims(&s.resource, "crm:read crm:write");
+    claims["org"] = json!("beta");
+    let token = bearer(&sign("rsa-1", &claims));
+    let write = blocking(move || {
+        post(
+            addr,
+            &[&token],
+            &call(2, "create_deal", json!({"name": "x", "company": "y"})),
+        )
+    })
+    .await;
+    assert_eq!(write.status, 403, "{}", write.text());
+    assert_eq!(write.header("www-authenticate"), None);
+    assert_eq!(write.json()["error"]["code"], -32003);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_do_not_spend_the_address_budget_but_forged_ones_do() {
+    let s = setup().await;
+    let addr = s.gw.addr;
+    let mut claims = s.issuer.claims(&s.resource, "crm:read");
+    claims["exp"] = json!(issuer_now() - 3600);
+    let expired = bearer(&sign("rsa-1", &claims));
+    let valid = bearer(&sign("rsa-1", &s.issuer.claims(&s.resource, "crm:read")));
+    let forged = bearer(&format!(
+        "{}x",
+        sign("rsa-1", &s.issuer.claims(&s.resource, "crm:read"))
+    ));
+    let (expired_statuses, after, forged_statuses) = blocking(move || {
+        let expired_statuses: Vec<u16> = (0..40).map(|_| search(addr, &expired).status).collect();
+        let after = search(addr, &valid).status;
+        let forged_statuses: Vec<u16> = (0..40).map(|_| search(addr, &forged).status).collect();
+        (expired_statuses, after, forged_statuses)
+    })
+    .await;
+    assert!(
+        expired_statuses.iter().all(|&s| s == 401),
+        "{expired_statuses:?}"
+    );
+    assert_eq!(after, 200);
+    assert!(
+        forged_statuses.contains(&429),
+        "forgeries are guesses: {forged_statuses:?}"
+    );
+}

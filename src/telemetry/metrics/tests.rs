@@ -343,4 +343,14 @@ fn oauth_clients_past_the_cap_share_one_series() {
         .count();
     // Every client up to the cap, the shared one, the policy's key and anonymous requests.
     assert_eq!(series, cap + 3);
+
+    // After a reload every identity is new; a client met before keeps its own series.
+    let reloaded = fixture::with_oauth(policy(&["full"], false));
+    metrics.adopt(&reloaded);
+    let c0 = fixture::client(&reloaded, "acme", "c0");
+    metrics.record(&request(Some(&c0), "search_deals", Outcome::Ok));
+    let own = [("key", "oauth:c0"), ("outcome", "ok")];
+    let text = metrics.render();
+    assert_eq!(value(&text, "mcpwarden_requests_total", &own), Some(2.0));
+    assert_eq!(value(&text, "mcpwarden_requests_total", &shared), Some(3.0));
 }
