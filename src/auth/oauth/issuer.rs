@@ -4,7 +4,8 @@
 //! Invariants: a `jwks_file` that is not a JWK set, or has no key usable with the issuer's
 //! algorithms, fails the policy (the compiler reports it); a remote set starts empty and is
 //! filled by `prefetch` or the first token, or taken over from the previous policy by
-//! `inherit` so a reload neither refetches nor forgets.
+//! `inherit` (with its fetch time) so a reload neither refetches a fresh set nor forgets one;
+//! `refresh_if_stale` renews an old one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,13 @@ impl Issuer {
     pub async fn prefetch(&self) {
         if let Keys::Remote(remote) = &self.keys {
             remote.prefetch().await;
+        }
+    }
+
+    /// Fetches a remote set again when it is old enough (see `remote.rs`).
+    pub async fn refresh_if_stale(&self, now: i64) {
+        if let Keys::Remote(remote) = &self.keys {
+            remote.refresh_if_stale(now).await;
         }
     }
 
