@@ -115,9 +115,7 @@ impl Issuer {
                 match first {
                     Err(Rejected::UnknownKey | Rejected::Unavailable) => {
                         let fresh = remote.refresh(&cached, now).await;
-                        let set = remote
-                            .servable(&fresh, now)
-                            .ok_or(Rejected::Unavailable)?;
+                        let set = remote.servable(&fresh, now).ok_or(Rejected::Unavailable)?;
                         check(set, jwt, kid, algorithm)
                     }
                     other => other,

@@ -10,12 +10,13 @@
 //! fetch: an older set is not used at all (its tokens are `Unavailable`), and that is logged
 //! at error level once. The request path reads the set and its fetch time with one atomic
 //! load and never waits for a fetch unless its key is missing; concurrent misses share one
-//! fetch (a lock taken with the fetch's own deadline, [`FETCH_TIMEOUT`]).
+//! fetch, and no request waits longer than [`FETCH_TIMEOUT`] in all, for the lock (a
+//! background fetch may hold it) and a fetch of its own together.
 //! The interval counts refresh attempts for unknown `kid`s, failed ones too, so a flood of
 //! made-up `kid`s costs the issuer one request per interval; the start-up fetch and the
 //! background refresh do not count (a key the issuer rotates in right after either is still
-//! picked up at once). A fetch runs in its own task, so a request that goes away mid-fetch
-//! does not waste the interval's attempt. The clock is the
+//! picked up at once). A fetch runs in its own task with its whole deadline, so a request
+//! that goes away or stops waiting does not waste the interval's attempt. The clock is the
 //! `now` the caller passes (Unix seconds), so tests step it.
 
 use std::sync::Arc;
@@ -120,8 +121,10 @@ impl RemoteJwks {
 
     /// Fetches a newer set than `seen` when the interval allows, or waits for the fetch
     /// another request started; returns the set to try next (`seen` itself when nothing new
-    /// could be had).
+    /// could be had). Waits at most [`FETCH_TIMEOUT`] from the call, for the lock and the
+    /// fetch together.
     pub async fn refresh(self: &Arc<Self>, seen: &Arc<Fetched>, now: i64) -> Arc<Fetched> {
+        let deadline = tokio::time::Instant::now() + FETCH_TIMEOUT;
         if let Some(newer) = self.newer_than(seen) {
             return newer;
         }
@@ -130,8 +133,7 @@ impl RemoteJwks {
         if !self.may_fetch(now) && self.fetching.try_lock().is_ok() {
             return self.current();
         }
-        let Ok(guard) =
-            tokio::time::timeout(FETCH_TIMEOUT, self.fetching.clone().lock_owned()).await
+        let Ok(guard) = tokio::time::timeout_at(deadline, self.fetching.clone().lock_owned()).await
         else {
             return self.current();
         };
@@ -144,12 +146,14 @@ impl RemoteJwks {
         }
         self.last_attempt.store(now, Ordering::Relaxed);
         let this = Arc::clone(self);
+        // The fetch keeps its whole deadline in its own task (what it fetches serves the
+        // next requests); this request waits only for what is left of its own.
         let task = tokio::spawn(async move {
             let _guard = guard;
             this.fetch_and_store(now).await
         });
-        match task.await {
-            Ok(Ok(fetched)) => fetched,
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(Ok(fetched))) => fetched,
             _ => self.current(),
         }
     }

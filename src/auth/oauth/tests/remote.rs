@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::routing::get;
 
 use super::*;
-use crate::auth::oauth::remote::EMPTY_RETRY_SECS;
+use crate::auth::oauth::remote::{EMPTY_RETRY_SECS, FETCH_TIMEOUT};
 use crate::auth::oauth::{MAX_STALE_SECS, REFRESH_INTERVAL_SECS, REFRESH_MAX_AGE_SECS, Rejected};
 
 #[derive(Clone, Default)]
@@ -317,7 +317,11 @@ async fn a_reload_keeps_a_fresh_set_and_the_background_refresh_renews_an_old_one
     new.inherit(&old);
     new.prefetch().await;
     new.refresh_stale(t0 + 60).await;
-    assert_eq!(issuer.hits(), 1, "an inherited fresh set is not fetched again");
+    assert_eq!(
+        issuer.hits(),
+        1,
+        "an inherited fresh set is not fetched again"
+    );
 
     // The inherited set keeps its age: the reload does not make it fresh.
     let t = t0 + REFRESH_MAX_AGE_SECS;
@@ -327,4 +331,27 @@ async fn a_reload_keeps_a_fresh_set_and_the_background_refresh_renews_an_old_one
         new.verify(&rs256(&claims(t)), t).await,
         Err(Rejected::UnknownKey)
     );
+}
+
+/// The clock is tokio's paused one: the fetches end by their deadlines, at exact instants.
+#[tokio::test(start_paused = true)]
+async fn a_request_that_waited_for_the_lock_waits_no_longer_than_one_fetch_deadline_in_all() {
+    // Accepts connections (the kernel does) and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks = JwksSource::Uri(format!("http://{}/jwks", silent.local_addr().unwrap()));
+    let oauth = Arc::new(OAuth::new(config(vec![super::issuer(jwks, &ALL)])).unwrap());
+    // A background refresh holds the fetch lock until its deadline.
+    let background = oauth.clone();
+    let background = tokio::spawn(async move { background.refresh_stale(NOW).await });
+    tokio::time::sleep(FETCH_TIMEOUT / 4).await;
+
+    let started = tokio::time::Instant::now();
+    let token = rs256(&claims(NOW));
+    assert_eq!(oauth.verify(&token, NOW).await, Err(Rejected::Unavailable));
+    let waited = started.elapsed();
+    assert!(
+        waited <= FETCH_TIMEOUT,
+        "waited {waited:?} for the lock and a fetch of its own"
+    );
+    background.await.unwrap();
 }
