@@ -331,18 +331,36 @@ fn a_client_secret_written_in_the_file_is_a_warning() {
 }
 
 #[test]
-fn plain_http_to_a_remote_jwks_uri_is_a_warning() {
-    let p = ok(&with_oauth(&MINIMAL.replace(
+fn plain_http_beyond_loopback_is_refused_for_the_urls_the_gateway_fetches() {
+    let jwks = MINIMAL.replace(
         "https://auth.example.com/.well-known/jwks.json",
         "http://keycloak.auth.svc:8080/realms/acme/protocol/openid-connect/certs",
-    )));
-    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    assert!(p.warnings[0].contains("oauth.issuers[0].jwks_uri: plain http"));
-    let p = ok(&with_oauth(&MINIMAL.replace(
-        "https://auth.example.com/.well-known/jwks.json",
-        "http://127.0.0.1:7000/jwks",
-    )));
-    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    );
+    assert_reported(
+        &errors(&with_oauth(&jwks)),
+        15,
+        "oauth.issuers[0].jwks_uri: invalid URL \"http://keycloak.auth.svc:8080/realms/acme/protocol/openid-connect/certs\": https:// is required (http:// only for loopback hosts)",
+    );
+    let introspection = format!(
+        "{MINIMAL}      introspection_endpoint: http://auth.example.com/introspect\n      client_id: gw\n      client_secret: ${{UPSTREAM_TOKEN}}\n"
+    );
+    assert_reported(
+        &errors(&with_oauth(&introspection)),
+        17,
+        "oauth.issuers[0].introspection_endpoint: invalid URL \"http://auth.example.com/introspect\": https:// is required",
+    );
+
+    // Loopback stays allowed (tests, a local authorization server), with a query too.
+    for local in [
+        "http://127.0.0.1:7000/jwks?v=2",
+        "http://localhost/jwks",
+        "http://[::1]:7000/jwks",
+    ] {
+        let p = ok(&with_oauth(
+            &MINIMAL.replace("https://auth.example.com/.well-known/jwks.json", local),
+        ));
+        assert!(p.warnings.is_empty(), "{local}: {:?}", p.warnings);
+    }
 }
 
 #[test]
