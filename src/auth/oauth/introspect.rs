@@ -181,35 +181,27 @@ impl Introspector {
 }
 
 impl OAuth {
-    /// An opaque token: asked of each issuer with introspection in turn, until one knows it.
+    /// An opaque token: asked of the one issuer with introspection (the compiler allows at
+    /// most one); malformed when there is none.
     pub(super) async fn verify_opaque(&self, token: &str, now: i64) -> Result<Claims, Rejected> {
         if !is_b64token(token) {
             return Err(Rejected::Malformed);
         }
-        let mut outcome = Err(Rejected::Malformed); // no issuer does introspection
-        for (config, issuer) in self.config.issuers.iter().zip(&self.issuers) {
-            let Some(introspector) = &issuer.introspection else {
-                continue;
-            };
-            let expect = Expect {
-                issuer: &config.issuer,
-                resource: &self.config.resource,
-                iss_and_aud_required: false,
-            };
-            match introspector
-                .verify(token, expect, &config.workspace_claim, now)
-                .await
-            {
-                Err(Rejected::Inactive) if outcome != Err(Rejected::Unavailable) => {
-                    outcome = Err(Rejected::Inactive);
-                }
-                Err(Rejected::Inactive) => {}
-                Err(Rejected::Unavailable) => outcome = Err(Rejected::Unavailable),
-                // Active at this issuer: its answer is final, good or bad.
-                decided => return decided,
-            }
-        }
-        outcome
+        let Some(index) = self.introspecting else {
+            return Err(Rejected::Malformed);
+        };
+        let config = &self.config.issuers[index];
+        let Some(introspector) = &self.issuers[index].introspection else {
+            return Err(Rejected::Malformed);
+        };
+        let expect = Expect {
+            issuer: &config.issuer,
+            resource: &self.config.resource,
+            iss_and_aud_required: false,
+        };
+        introspector
+            .verify(token, expect, &config.workspace_claim, now)
+            .await
     }
 }
 

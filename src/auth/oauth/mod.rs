@@ -9,8 +9,9 @@
 //! The rules, precisely (each module states its own):
 //! - a token over [`MAX_TOKEN_BYTES`] is malformed, before anything else is read;
 //! - a bearer value of three base64url segments is a JWT (`jwt.rs`); anything else is an
-//!   opaque token, for the issuers that configure introspection (`introspect.rs`), and
-//!   malformed when none does;
+//!   opaque token, for the one issuer that configures introspection (`introspect.rs`; an
+//!   opaque token names no issuer, so more than one would each be shown it), and malformed
+//!   when none does;
 //! - clock leeway [`LEEWAY_SECS`] on `exp` and `nbf`; identities and scopes bounded
 //!   (`claims.rs`); a JWT without `kid` is tried against each of its issuer's keys of its
 //!   algorithm;
@@ -156,6 +157,8 @@ pub struct OAuth {
     config: Config,
     /// One per `config.issuers`, in the same order.
     issuers: Vec<issuer::Issuer>,
+    /// The index of the one issuer with introspection, which every opaque token goes to.
+    introspecting: Option<usize>,
     /// The RFC 9728 document and its URL, built once.
     metadata: metadata::Metadata,
 }
@@ -170,10 +173,24 @@ impl OAuth {
             .iter()
             .map(issuer::Issuer::new)
             .collect::<Result<_, _>>()?;
+        let mut introspecting = config
+            .issuers
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.introspection.is_some())
+            .map(|(index, _)| index);
+        let first = introspecting.next();
+        if introspecting.next().is_some() {
+            return Err(
+                "at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each)"
+                    .to_owned(),
+            );
+        }
         let metadata = metadata::Metadata::new(&config);
         Ok(Self {
             config,
             issuers,
+            introspecting: first,
             metadata,
         })
     }

@@ -214,17 +214,25 @@ async fn wrong_credentials_or_no_endpoint_are_unavailable_and_not_cached() {
 }
 
 #[tokio::test]
-async fn each_introspecting_issuer_is_asked_until_one_knows_the_token() {
+async fn an_opaque_token_goes_to_the_one_introspecting_issuer_only() {
     let (server, endpoint) = start().await;
-    let (other, _) = start().await;
     let mut first = super::issuer(file_jwks("jwks.json"), &ALL);
     first.issuer = "https://first.test".to_owned();
-    first.introspection = Some(introspection(&format!("{}/introspect", other.base)));
     let mut second = super::issuer(file_jwks("jwks.json"), &ALL);
     second.introspection = Some(introspection(&format!("{}/introspect", server.base)));
-    let oauth = OAuth::new(config(vec![first, second])).unwrap();
+    let oauth = OAuth::new(config(vec![first.clone(), second.clone()])).unwrap();
     endpoint.answer("opaque-2", active(NOW));
     assert!(oauth.verify("opaque-2", NOW).await.is_ok());
+    assert_eq!(endpoint.hits(), 1);
+
+    // A second introspecting issuer would be shown every opaque token the first is.
+    let (other, _) = start().await;
+    first.introspection = Some(introspection(&format!("{}/introspect", other.base)));
+    let refused = OAuth::new(config(vec![first, second])).unwrap_err();
+    assert!(
+        refused.contains("at most one issuer may introspect opaque tokens"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

@@ -255,6 +255,10 @@ fn every_refusal_names_its_field_at_its_line() {
             vec![(18, "oauth.issuers[0].client_id: must not be empty")],
         ),
         (
+            issuer("      introspection_endpoint: https://auth.example.com/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n    - issuer: https://b.example\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n      introspection_endpoint: https://b.example/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n"),
+            vec![(23, "oauth.issuers[1].introspection_endpoint: at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each); the first is at line 17")],
+        ),
+        (
             format!("{MINIMAL}  scopes_supported: [crm:read, crm:delete]\n"),
             vec![(17, "oauth.scopes_supported[1]: unknown scope \"crm:delete\": no workspace has it")],
         ),
