@@ -2,8 +2,9 @@
 //!
 //! Invariants: the request is `POST token=<t>` form-encoded with HTTP Basic client
 //! credentials and a [`TIMEOUT`]; only `"active": true` admits, then the same claim rules as
-//! a JWT (except that `iss` and `aud` may be absent: the endpoint vouches for its issuer; when
-//! present they must match). Answers are cached by the SHA-256 of the token (the token
+//! a JWT (except that `iss` may be absent: the endpoint vouches for its issuer; when present
+//! it must match), `aud` must contain the resource as for a JWT, and a `token_type` naming a
+//! refresh token is refused. Answers are cached by the SHA-256 of the token (the token
 //! itself is never stored or logged): positive ones until min(`exp`, [`POSITIVE_TTL_SECS`]),
 //! negative ones for [`NEGATIVE_TTL_SECS`], at most [`MAX_ENTRIES`] (when full, expired
 //! entries go, and if none had, all do). A cached answer's claims are checked again on every
@@ -33,6 +34,20 @@ fn is_b64token(token: &str) -> bool {
         && body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// An answer whose `token_type` (RFC 7662 §2.2, optional) names a refresh token: such a
+/// token is for the authorization server's token endpoint, never a bearer credential here,
+/// whatever else the answer says. Any type containing "refresh", in any case, is refused
+/// (`refresh_token`, `urn:ietf:params:oauth:token-type:refresh_token`, `Refresh`).
+fn refuse_refresh_token(set: &ClaimSet<'_>) -> Result<(), Rejected> {
+    let Some(token_type) = set.string("token_type")? else {
+        return Ok(());
+    };
+    if token_type.to_ascii_lowercase().contains("refresh") {
+        return Err(Rejected::Claim("token_type"));
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -104,6 +119,7 @@ impl Introspector {
             return Err(Rejected::Inactive);
         };
         let set = ClaimSet::parse(&json)?;
+        refuse_refresh_token(&set)?;
         claims::check_validity(&set, expect, now)?;
         claims::identity(&set, workspace_claim)
     }
@@ -197,7 +213,7 @@ impl OAuth {
         let expect = Expect {
             issuer: &config.issuer,
             resource: &self.config.resource,
-            iss_and_aud_required: false,
+            iss_required: false,
         };
         introspector
             .verify(token, expect, &config.workspace_claim, now)

@@ -87,7 +87,7 @@ impl OAuth {
         let expect = Expect {
             issuer: &config.issuer,
             resource: &self.config.resource,
-            iss_and_aud_required: true,
+            iss_required: true,
         };
         claims::check_validity(&set, expect, now)?;
         Ok(identity)

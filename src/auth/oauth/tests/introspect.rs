@@ -142,7 +142,47 @@ async fn the_claims_of_an_active_answer_follow_the_token_rules() {
     let oauth = opaque_oauth(&server, "s3cret-value");
     // (token, claims removed, claim set to a value, the outcome)
     let cases = [
-        ("no-iss-no-aud", &["iss", "aud"][..], None, Ok(())),
+        ("no-iss", &["iss"][..], None, Ok(())),
+        ("no-aud", &["aud"], None, Err(Rejected::Claim("aud"))),
+        (
+            "no-iss-no-aud",
+            &["iss", "aud"],
+            None,
+            Err(Rejected::Claim("aud")),
+        ),
+        (
+            "access-token-type",
+            &[],
+            Some(("token_type", json!("access_token"))),
+            Ok(()),
+        ),
+        (
+            "bearer-token-type",
+            &[],
+            Some(("token_type", json!("Bearer"))),
+            Ok(()),
+        ),
+        (
+            "refresh-token-type",
+            &[],
+            Some(("token_type", json!("refresh_token"))),
+            Err(Rejected::Claim("token_type")),
+        ),
+        (
+            "urn-refresh-token-type",
+            &[],
+            Some((
+                "token_type",
+                json!("urn:ietf:params:oauth:token-type:Refresh_Token"),
+            )),
+            Err(Rejected::Claim("token_type")),
+        ),
+        (
+            "numeric-token-type",
+            &[],
+            Some(("token_type", json!(1))),
+            Err(Rejected::Claim("token_type")),
+        ),
         (
             "other-iss",
             &[],
