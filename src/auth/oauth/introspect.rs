@@ -4,14 +4,17 @@
 //! credentials and a [`TIMEOUT`]; only `"active": true` admits, then the same claim rules as
 //! a JWT (except that `iss` may be absent: the endpoint vouches for its issuer; when present
 //! it must match), `aud` must contain the resource as for a JWT, and a `token_type` naming a
-//! refresh token is refused. Answers are cached by the SHA-256 of the token (the token
-//! itself is never stored or logged): positive ones until min(`exp`, [`POSITIVE_TTL_SECS`]),
-//! negative ones for [`NEGATIVE_TTL_SECS`], at most [`MAX_ENTRIES`] (when full, expired
-//! entries go, and if none had, all do). A cached answer's claims are checked again on every
-//! use, against the policy of the moment. Failures to reach the endpoint are not cached.
+//! refresh token is refused. What is cached is the checked outcome (the caller's [`Claims`],
+//! or why the token is refused), never the answer, keyed by the SHA-256 of the token (the
+//! token itself is never stored or logged): a valid answer until min(`exp`,
+//! [`POSITIVE_TTL_SECS`]), an inactive one, or an active one the rules refuse, for
+//! [`NEGATIVE_TTL_SECS`]; at most [`MAX_ENTRIES`] (when full, expired entries go, and if none
+//! had, all do). The outcome depends on the issuer, resource and workspace claim it was
+//! checked against, so a reload shares the cache only when they are unchanged. Failures to
+//! reach the endpoint are not cached.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -50,11 +53,23 @@ fn refuse_refresh_token(set: &ClaimSet<'_>) -> Result<(), Rejected> {
     Ok(())
 }
 
-#[derive(Clone)]
+/// What the cache keeps of an answer: the outcome of the rules, never the answer itself, so
+/// an entry weighs at most the bounded identity of [`Claims`] (not a 64 KiB answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
-    /// The endpoint's JSON, kept to check its claims against the current policy.
-    Active(Arc<[u8]>),
-    Inactive,
+    /// Active, and its claims met the rules: who the caller is.
+    Valid(Claims),
+    /// Inactive, or active but refused by the rules: why.
+    Refused(Rejected),
+}
+
+impl Answer {
+    fn into_result(self) -> Result<Claims, Rejected> {
+        match self {
+            Answer::Valid(claims) => Ok(claims),
+            Answer::Refused(why) => Err(why),
+        }
+    }
 }
 
 struct Entry {
@@ -64,8 +79,18 @@ struct Entry {
 
 type Cache = Mutex<HashMap<[u8; 32], Entry>>;
 
+/// What an answer's claims are checked against: the outcome cached depends on it, so a cache
+/// is shared across a reload only when it is the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub issuer: String,
+    pub resource: String,
+    pub workspace_claim: String,
+}
+
 pub struct Introspector {
     config: IntrospectionConfig,
+    expected: Expected,
     cache: ArcSwap<Cache>,
 }
 
@@ -74,14 +99,16 @@ impl std::fmt::Debug for Introspector {
         // `IntrospectionConfig`'s Debug leaves the secret out; the cache holds only hashes.
         f.debug_struct("Introspector")
             .field("config", &self.config)
+            .field("expected", &self.expected)
             .finish_non_exhaustive()
     }
 }
 
 impl Introspector {
-    pub fn new(config: IntrospectionConfig) -> Self {
+    pub fn new(config: IntrospectionConfig, expected: Expected) -> Self {
         Self {
             config,
+            expected,
             cache: ArcSwap::from_pointee(Cache::default()),
         }
     }
@@ -90,38 +117,24 @@ impl Introspector {
         &self.config.endpoint
     }
 
-    /// Shares `previous`'s cache when it asked the same endpoint as the same client.
+    /// Shares `previous`'s cache when it asked the same endpoint as the same client and
+    /// checked the answers against the same issuer, resource and workspace claim.
     pub fn adopt(&self, previous: &Introspector) {
-        if self.config == previous.config {
+        if self.config == previous.config && self.expected == previous.expected {
             self.cache.store(previous.cache.load_full());
         }
     }
 
-    /// `Inactive` when the endpoint says so, `Unavailable` when it cannot be asked; anything
-    /// else is this issuer's final word on the token.
-    async fn verify(
-        &self,
-        token: &str,
-        expect: Expect<'_>,
-        workspace_claim: &str,
-        now: i64,
-    ) -> Result<Claims, Rejected> {
+    /// `Unavailable` when the endpoint cannot be asked; anything else is the issuer's word
+    /// on the token, checked by the rules.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Claims, Rejected> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let answer = match self.cached(&key, now) {
-            Some(answer) => answer,
-            None => {
-                let (answer, until) = self.ask(token, now).await?;
-                self.remember(key, answer.clone(), until, now);
-                answer
-            }
-        };
-        let Answer::Active(json) = answer else {
-            return Err(Rejected::Inactive);
-        };
-        let set = ClaimSet::parse(&json)?;
-        refuse_refresh_token(&set)?;
-        claims::check_validity(&set, expect, now)?;
-        claims::identity(&set, workspace_claim)
+        if let Some(answer) = self.cached(&key, now) {
+            return answer.into_result();
+        }
+        let (answer, until) = self.ask(token, now).await?;
+        self.remember(key, answer.clone(), until, now);
+        answer.into_result()
     }
 
     fn cached(&self, key: &[u8; 32], now: i64) -> Option<Answer> {
@@ -148,7 +161,20 @@ impl Introspector {
         entries.insert(key, Entry { answer, until });
     }
 
-    /// POSTs the token; the answer and how long it may be cached.
+    /// The checked outcome of an active answer: its claims when they meet the rules.
+    fn check(&self, set: &ClaimSet<'_>, now: i64) -> Result<Claims, Rejected> {
+        refuse_refresh_token(set)?;
+        let expect = Expect {
+            issuer: &self.expected.issuer,
+            resource: &self.expected.resource,
+            iss_required: false,
+        };
+        claims::check_validity(set, expect, now)?;
+        claims::identity(set, &self.expected.workspace_claim)
+    }
+
+    /// POSTs the token; the checked answer and how long it may be cached: a valid one until
+    /// its `exp` but at most [`POSITIVE_TTL_SECS`], a refusal [`NEGATIVE_TTL_SECS`].
     async fn ask(&self, token: &str, now: i64) -> Result<(Answer, i64), Rejected> {
         let body = self.post(token).await.map_err(|error| {
             tracing::warn!(endpoint = %self.config.endpoint, %error, "token introspection failed");
@@ -161,12 +187,19 @@ impl Introspector {
             }
             None => return Err(Rejected::Unavailable),
         };
+        let refused = |why| Ok((Answer::Refused(why), now.saturating_add(NEGATIVE_TTL_SECS)));
         if !active {
-            return Ok((Answer::Inactive, now.saturating_add(NEGATIVE_TTL_SECS)));
+            return refused(Rejected::Inactive);
         }
-        let exp = claims::numeric_date(&set, "exp")?.unwrap_or(now);
-        let until = exp.min(now.saturating_add(POSITIVE_TTL_SECS));
-        Ok((Answer::Active(body.into()), until))
+        match self.check(&set, now) {
+            Ok(claims) => {
+                // `check` made sure `exp` is a number.
+                let exp = claims::numeric_date(&set, "exp")?.unwrap_or(now);
+                let until = exp.min(now.saturating_add(POSITIVE_TTL_SECS));
+                Ok((Answer::Valid(claims), until))
+            }
+            Err(why) => refused(why),
+        }
     }
 
     async fn post(&self, token: &str) -> Result<Vec<u8>, String> {
@@ -206,18 +239,10 @@ impl OAuth {
         let Some(index) = self.introspecting else {
             return Err(Rejected::Malformed);
         };
-        let config = &self.config.issuers[index];
-        let Some(introspector) = &self.issuers[index].introspection else {
-            return Err(Rejected::Malformed);
-        };
-        let expect = Expect {
-            issuer: &config.issuer,
-            resource: &self.config.resource,
-            iss_required: false,
-        };
-        introspector
-            .verify(token, expect, &config.workspace_claim, now)
-            .await
+        match &self.issuers[index].introspection {
+            Some(introspector) => introspector.verify(token, now).await,
+            None => Err(Rejected::Malformed),
+        }
     }
 }
 
@@ -229,20 +254,61 @@ mod tests {
         Sha256::digest(i.to_le_bytes()).into()
     }
 
-    #[test]
-    fn the_cache_is_bounded_dropping_expired_answers_first_then_all() {
-        let introspector = Introspector::new(IntrospectionConfig {
+    fn introspector() -> Introspector {
+        let config = IntrospectionConfig {
             endpoint: "http://127.0.0.1:1/".to_owned(),
             client_id: "c".to_owned(),
             client_secret: "s".to_owned(),
-        });
+        };
+        let expected = Expected {
+            issuer: "https://auth.test".to_owned(),
+            resource: "https://mcp.test/mcp".to_owned(),
+            workspace_claim: "org".to_owned(),
+        };
+        Introspector::new(config, expected)
+    }
+
+    const INACTIVE: Answer = Answer::Refused(Rejected::Inactive);
+
+    /// A 60 KiB answer costs the cache its caller's identity, not its bytes.
+    #[tokio::test]
+    async fn the_cache_keeps_the_checked_claims_not_the_answer() {
+        let now = 1_800_000_000;
+        let answer = serde_json::json!({
+            "active": true, "iss": "https://auth.test", "aud": "https://mcp.test/mcp",
+            "exp": now + 3600, "client_id": "app-1", "org": "acme", "scope": "crm:read",
+            "padding": "x".repeat(60 * 1024),
+        })
+        .to_string();
+        let router = axum::Router::new().route(
+            "/introspect",
+            axum::routing::post(move || std::future::ready(answer.clone())),
+        );
+        let server = super::super::tests::Server::start(router).await;
+        let mut introspector = introspector();
+        introspector.config.endpoint = format!("{}/introspect", server.base);
+
+        let claims = Claims {
+            client_id: "app-1".to_owned(),
+            workspace: "acme".to_owned(),
+            scopes: vec!["crm:read".to_owned()],
+            subject: None,
+        };
+        assert_eq!(introspector.verify("opaque", now).await, Ok(claims.clone()));
+        let key: [u8; 32] = Sha256::digest(b"opaque").into();
+        assert_eq!(introspector.cached(&key, now), Some(Answer::Valid(claims)));
+    }
+
+    #[test]
+    fn the_cache_is_bounded_dropping_expired_answers_first_then_all() {
+        let introspector = introspector();
         let now = 1_000;
         for i in 0..MAX_ENTRIES {
             // Half of them expire at now + 5.
             let until = if i % 2 == 0 { now + 5 } else { now + 50 };
-            introspector.remember(key(i), Answer::Inactive, until, now);
+            introspector.remember(key(i), INACTIVE, until, now);
         }
-        introspector.remember(key(MAX_ENTRIES), Answer::Inactive, now + 50, now + 10);
+        introspector.remember(key(MAX_ENTRIES), INACTIVE, now + 50, now + 10);
         assert!(
             introspector.cached(&key(1), now + 10).is_some(),
             "live answers stay"
@@ -254,12 +320,12 @@ mod tests {
         let len = |i: &Introspector| i.cache.load().lock().unwrap().len();
         assert_eq!(len(&introspector), MAX_ENTRIES / 2 + 1);
 
-        introspector.cache.store(Arc::default());
+        introspector.cache.store(std::sync::Arc::default());
         for i in 0..MAX_ENTRIES {
-            introspector.remember(key(i), Answer::Inactive, now + 50, now + 10);
+            introspector.remember(key(i), INACTIVE, now + 50, now + 10);
         }
         assert_eq!(len(&introspector), MAX_ENTRIES);
-        introspector.remember(key(MAX_ENTRIES + 1), Answer::Inactive, now + 50, now + 10);
+        introspector.remember(key(MAX_ENTRIES + 1), INACTIVE, now + 50, now + 10);
         assert_eq!(len(&introspector), 1, "full of live answers: cleared");
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::introspect::Introspector;
+use super::introspect::{Expected, Introspector};
 use super::keys::KeySet;
 use super::remote::{self, RemoteJwks};
 use super::{IssuerConfig, JwksSource};
@@ -31,7 +31,8 @@ pub enum Keys {
 }
 
 impl Issuer {
-    pub fn new(config: &IssuerConfig) -> Result<Issuer, String> {
+    /// `resource` is what introspection answers must name in `aud`.
+    pub fn new(config: &IssuerConfig, resource: &str) -> Result<Issuer, String> {
         let keys = match &config.jwks {
             JwksSource::File { path, json } => {
                 let set = KeySet::parse(json.as_bytes(), &config.algorithms).map_err(|e| {
@@ -45,7 +46,14 @@ impl Issuer {
             }
             JwksSource::Uri(uri) => Keys::Remote(Arc::new(RemoteJwks::new(uri.clone()))),
         };
-        let introspection = config.introspection.clone().map(Introspector::new);
+        let introspection = config.introspection.clone().map(|introspection| {
+            let expected = Expected {
+                issuer: config.issuer.clone(),
+                resource: resource.to_owned(),
+                workspace_claim: config.workspace_claim.clone(),
+            };
+            Introspector::new(introspection, expected)
+        });
         Ok(Issuer {
             keys,
             introspection,

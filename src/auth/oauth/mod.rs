@@ -171,7 +171,7 @@ impl OAuth {
         let issuers = config
             .issuers
             .iter()
-            .map(issuer::Issuer::new)
+            .map(|i| issuer::Issuer::new(i, &config.resource))
             .collect::<Result<_, _>>()?;
         let mut introspecting = config
             .issuers

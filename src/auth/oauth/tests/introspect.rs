@@ -230,6 +230,26 @@ async fn the_claims_of_an_active_answer_follow_the_token_rules() {
 }
 
 #[tokio::test]
+async fn an_active_answer_the_rules_refuse_is_cached_as_negative_for_ten_seconds() {
+    let (server, endpoint) = start().await;
+    let oauth = opaque_oauth(&server, "s3cret-value");
+    let mut answer = active(NOW);
+    answer["aud"] = json!("https://other.test");
+    endpoint.answer("for-another-resource", answer);
+    for now in [NOW, NOW + 9] {
+        assert_eq!(
+            oauth.verify("for-another-resource", now).await,
+            Err(Rejected::Audience)
+        );
+    }
+    assert_eq!(endpoint.hits(), 1);
+    // Refusals age out like inactive answers, not like valid ones.
+    endpoint.answer("for-another-resource", active(NOW));
+    assert!(oauth.verify("for-another-resource", NOW + 10).await.is_ok());
+    assert_eq!(endpoint.hits(), 2);
+}
+
+#[tokio::test]
 async fn wrong_credentials_or_no_endpoint_are_unavailable_and_not_cached() {
     let (server, endpoint) = start().await;
     let oauth = opaque_oauth(&server, "wrong");
