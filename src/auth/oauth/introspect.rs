@@ -1,33 +1,38 @@
-//! Opaque tokens: RFC 7662 introspection, with a small cache of the answers.
+//! Opaque tokens: RFC 7662 introspection, capped in flight, with a cache of the outcomes.
 //!
 //! Invariants: the request is `POST token=<t>` form-encoded with HTTP Basic client
 //! credentials and a [`TIMEOUT`]; only `"active": true` admits, then the same claim rules as
 //! a JWT (except that `iss` may be absent: the endpoint vouches for its issuer; when present
 //! it must match), `aud` must contain the resource as for a JWT, and a `token_type` naming a
-//! refresh token is refused. What is cached is the checked outcome (the caller's [`Claims`],
-//! or why the token is refused), never the answer, keyed by the SHA-256 of the token (the
-//! token itself is never stored or logged): a valid answer until min(`exp`,
+//! refresh token is refused. At most [`MAX_IN_FLIGHT`] calls are in flight, whoever makes
+//! them; past that a token not cached is `Unavailable` at once, without waiting. What is
+//! cached is the checked outcome (`cache.rs`: valid outcomes and refusals apart, each
+//! bounded), never the answer or the token: a valid answer until min(`exp`,
 //! [`POSITIVE_TTL_SECS`]), an inactive one, or an active one the rules refuse, for
-//! [`NEGATIVE_TTL_SECS`]; at most [`MAX_ENTRIES`] (when full, expired entries go, and if none
-//! had, all do). The outcome depends on the issuer, resource and workspace claim it was
-//! checked against, so a reload shares the cache only when they are unchanged. Failures to
-//! reach the endpoint are not cached.
+//! [`NEGATIVE_TTL_SECS`]. The outcome depends on the issuer, resource and workspace claim it
+//! was checked against, so a reload shares the cache only when they are unchanged (and the
+//! cap always). Failures to reach the endpoint are not cached.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod cache;
+
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::claims::{self, ClaimSet, Expect};
 use super::fetch;
 use super::{Claims, IntrospectionConfig, OAuth, Rejected};
+use cache::{Answer, Cache};
 
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 pub const POSITIVE_TTL_SECS: i64 = 60;
 pub const NEGATIVE_TTL_SECS: i64 = 10;
-pub const MAX_ENTRIES: usize = 10_000;
+/// The most introspection calls in flight at once, over all callers: beyond them a token
+/// that is not cached is `Unavailable` at once. Real clients present the same token for
+/// many requests (one call per token per minute), so 32 is far above honest load.
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// An opaque bearer value: RFC 6750 b64token characters only (anything else is not a token
 /// and is not sent to an issuer).
@@ -53,32 +58,6 @@ fn refuse_refresh_token(set: &ClaimSet<'_>) -> Result<(), Rejected> {
     Ok(())
 }
 
-/// What the cache keeps of an answer: the outcome of the rules, never the answer itself, so
-/// an entry weighs at most the bounded identity of [`Claims`] (not a 64 KiB answer).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Answer {
-    /// Active, and its claims met the rules: who the caller is.
-    Valid(Claims),
-    /// Inactive, or active but refused by the rules: why.
-    Refused(Rejected),
-}
-
-impl Answer {
-    fn into_result(self) -> Result<Claims, Rejected> {
-        match self {
-            Answer::Valid(claims) => Ok(claims),
-            Answer::Refused(why) => Err(why),
-        }
-    }
-}
-
-struct Entry {
-    answer: Answer,
-    until: i64,
-}
-
-type Cache = Mutex<HashMap<[u8; 32], Entry>>;
-
 /// What an answer's claims are checked against: the outcome cached depends on it, so a cache
 /// is shared across a reload only when it is the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +71,8 @@ pub struct Introspector {
     config: IntrospectionConfig,
     expected: Expected,
     cache: ArcSwap<Cache>,
+    /// Permits for calls in flight; shared across reloads, so the cap holds through them.
+    in_flight: ArcSwap<Semaphore>,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -110,6 +91,7 @@ impl Introspector {
             config,
             expected,
             cache: ArcSwap::from_pointee(Cache::default()),
+            in_flight: ArcSwap::from_pointee(Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
 
@@ -117,9 +99,11 @@ impl Introspector {
         &self.config.endpoint
     }
 
-    /// Shares `previous`'s cache when it asked the same endpoint as the same client and
-    /// checked the answers against the same issuer, resource and workspace claim.
+    /// Shares `previous`'s cap on calls in flight, and its cache when it asked the same
+    /// endpoint as the same client and checked the answers against the same issuer,
+    /// resource and workspace claim.
     pub fn adopt(&self, previous: &Introspector) {
+        self.in_flight.store(previous.in_flight.load_full());
         if self.config == previous.config && self.expected == previous.expected {
             self.cache.store(previous.cache.load_full());
         }
@@ -129,36 +113,19 @@ impl Introspector {
     /// on the token, checked by the rules.
     pub async fn verify(&self, token: &str, now: i64) -> Result<Claims, Rejected> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(answer) = self.cached(&key, now) {
+        let cache = self.cache.load_full();
+        if let Some(answer) = cache.get(&key, now) {
             return answer.into_result();
         }
+        // No waiting for a permit: a caller past the cap is most likely one of a flood of
+        // made-up tokens, and queueing them would only hold their connections open longer.
+        let in_flight = self.in_flight.load_full();
+        let Ok(_permit) = in_flight.try_acquire() else {
+            return Err(Rejected::Unavailable);
+        };
         let (answer, until) = self.ask(token, now).await?;
-        self.remember(key, answer.clone(), until, now);
+        cache.put(key, answer.clone(), until, now);
         answer.into_result()
-    }
-
-    fn cached(&self, key: &[u8; 32], now: i64) -> Option<Answer> {
-        let cache = self.cache.load();
-        let entries = cache.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|e| now < e.until)
-            .map(|e| e.answer.clone())
-    }
-
-    fn remember(&self, key: [u8; 32], answer: Answer, until: i64, now: i64) {
-        if until <= now {
-            return;
-        }
-        let cache = self.cache.load();
-        let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| now < e.until);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, Entry { answer, until });
     }
 
     /// The checked outcome of an active answer: its claims when they meet the rules.
@@ -250,10 +217,6 @@ impl OAuth {
 mod tests {
     use super::*;
 
-    fn key(i: usize) -> [u8; 32] {
-        Sha256::digest(i.to_le_bytes()).into()
-    }
-
     fn introspector() -> Introspector {
         let config = IntrospectionConfig {
             endpoint: "http://127.0.0.1:1/".to_owned(),
@@ -267,8 +230,6 @@ mod tests {
         };
         Introspector::new(config, expected)
     }
-
-    const INACTIVE: Answer = Answer::Refused(Rejected::Inactive);
 
     /// A 60 KiB answer costs the cache its caller's identity, not its bytes.
     #[tokio::test]
@@ -296,36 +257,7 @@ mod tests {
         };
         assert_eq!(introspector.verify("opaque", now).await, Ok(claims.clone()));
         let key: [u8; 32] = Sha256::digest(b"opaque").into();
-        assert_eq!(introspector.cached(&key, now), Some(Answer::Valid(claims)));
-    }
-
-    #[test]
-    fn the_cache_is_bounded_dropping_expired_answers_first_then_all() {
-        let introspector = introspector();
-        let now = 1_000;
-        for i in 0..MAX_ENTRIES {
-            // Half of them expire at now + 5.
-            let until = if i % 2 == 0 { now + 5 } else { now + 50 };
-            introspector.remember(key(i), INACTIVE, until, now);
-        }
-        introspector.remember(key(MAX_ENTRIES), INACTIVE, now + 50, now + 10);
-        assert!(
-            introspector.cached(&key(1), now + 10).is_some(),
-            "live answers stay"
-        );
-        assert!(
-            introspector.cached(&key(0), now).is_none(),
-            "expired ones went"
-        );
-        let len = |i: &Introspector| i.cache.load().lock().unwrap().len();
-        assert_eq!(len(&introspector), MAX_ENTRIES / 2 + 1);
-
-        introspector.cache.store(std::sync::Arc::default());
-        for i in 0..MAX_ENTRIES {
-            introspector.remember(key(i), INACTIVE, now + 50, now + 10);
-        }
-        assert_eq!(len(&introspector), MAX_ENTRIES);
-        introspector.remember(key(MAX_ENTRIES + 1), INACTIVE, now + 50, now + 10);
-        assert_eq!(len(&introspector), 1, "full of live answers: cleared");
+        let cached = introspector.cache.load().get(&key, now);
+        assert_eq!(cached, Some(Answer::Valid(claims)));
     }
 }

@@ -346,3 +346,52 @@ async fn probe_checks_the_endpoint_and_the_credentials() {
         "{problems:?}"
     );
 }
+
+/// The endpoint holds every call until the test opens the gate; each call reports its
+/// arrival first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_are_capped_and_one_past_the_cap_fails_at_once() {
+    use crate::auth::oauth::introspect::MAX_IN_FLIGHT;
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let router = axum::Router::new().route(
+        "/introspect",
+        post(move || {
+            let (arrived, gate) = (arrived_tx.clone(), held.clone());
+            async move {
+                arrived.send(()).unwrap();
+                drop(gate.acquire().await.unwrap());
+                json!({"active": false}).to_string()
+            }
+        }),
+    );
+    let server = Server::start(router).await;
+    let oauth = Arc::new(opaque_oauth(&server, "s3cret-value"));
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..MAX_IN_FLIGHT {
+        let oauth = oauth.clone();
+        calls.spawn(async move { oauth.verify(&format!("made-up-{i}"), NOW).await });
+    }
+    for _ in 0..MAX_IN_FLIGHT {
+        arrived.recv().await.unwrap();
+    }
+    let one_more = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        oauth.verify("one-too-many", NOW),
+    )
+    .await
+    .expect("a call past the cap fails at once instead of waiting for a permit");
+    assert_eq!(one_more, Err(Rejected::Unavailable));
+
+    gate.add_permits(MAX_IN_FLIGHT);
+    while let Some(outcome) = calls.join_next().await {
+        assert_eq!(outcome.unwrap(), Err(Rejected::Inactive));
+    }
+    // The permits came back with the answers; the refused call was not cached.
+    assert_eq!(
+        oauth.verify("one-too-many", NOW).await,
+        Err(Rejected::Inactive)
+    );
+}
