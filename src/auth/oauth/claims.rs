@@ -109,16 +109,17 @@ fn parse_as<T: serde::de::DeserializeOwned>(
 pub struct Expect<'c> {
     pub issuer: &'c str,
     pub resource: &'c str,
-    /// JWTs must carry `iss` and `aud`; an introspection answer may leave them out (RFC 7662
-    /// makes them optional: the endpoint itself vouches for the issuer).
-    pub iss_and_aud_required: bool,
+    /// JWTs must carry `iss`; an introspection answer may leave it out (RFC 7662 makes it
+    /// optional: the endpoint itself vouches for its issuer). `aud` is required of both: the
+    /// endpoint vouches that the token is live, not that it was issued for this resource.
+    pub iss_required: bool,
 }
 
-/// Checks `iss`, `exp`, `nbf` and `aud` at `now` (Unix seconds).
+/// Checks `iss`, `exp`, `nbf` and `aud` at `now` (Unix seconds); `aud` is always required.
 pub fn check_validity(set: &ClaimSet<'_>, expect: Expect<'_>, now: i64) -> Result<(), Rejected> {
     match set.string("iss")? {
         Some(iss) if iss != expect.issuer => return Err(Rejected::Claim("iss")),
-        None if expect.iss_and_aud_required => return Err(Rejected::Claim("iss")),
+        None if expect.iss_required => return Err(Rejected::Claim("iss")),
         _ => {}
     }
     let exp = numeric_date(set, "exp")?.ok_or(Rejected::Claim("exp"))?;
@@ -131,8 +132,7 @@ pub fn check_validity(set: &ClaimSet<'_>, expect: Expect<'_>, now: i64) -> Resul
         return Err(Rejected::NotYetValid);
     }
     match set.get("aud")? {
-        None if expect.iss_and_aud_required => Err(Rejected::Claim("aud")),
-        None => Ok(()),
+        None => Err(Rejected::Claim("aud")),
         Some(raw) => match parse_as::<Value>(raw, "aud")? {
             Value::String(aud) if aud == expect.resource => Ok(()),
             Value::String(_) => Err(Rejected::Audience),

@@ -7,9 +7,10 @@
 //! wander). One HTTP/1.1 exchange per connection: fetches are rare (a JWK set at most every
 //! 30 s, introspection once per token per minute), so a pool would buy little. TLS is rustls
 //! with ring and the system's roots, configured here rather than through a process-wide
-//! provider, so nothing else in the process depends on this module having run.
+//! provider, so nothing else in the process depends on this module having run; the roots
+//! are read once, on the blocking pool, never on the worker that made the first request.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -19,6 +20,7 @@ use http::{Method, Request, Uri, header};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::OnceCell;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -142,7 +144,7 @@ async fn exchange(
         if target.https {
             let name = ServerName::try_from(target.host.clone())
                 .map_err(|e| format!("not a TLS server name: {e}"))?;
-            let tls = TlsConnector::from(tls_config()?)
+            let tls = TlsConnector::from(tls_config().await?)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS: {e}"))?;
@@ -200,27 +202,42 @@ where
     Ok(out)
 }
 
-/// rustls with ring and the system's root certificates, built once.
-fn tls_config() -> Result<Arc<ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err("no system root certificates to check the server's".to_owned());
-            }
-            let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-            let config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
+/// rustls with ring and the system's root certificates, built once per process. Requests
+/// that arrive while it is being built wait for it without blocking their thread.
+async fn tls_config() -> Result<Arc<ClientConfig>, String> {
+    static CONFIG: OnceCell<Result<Arc<ClientConfig>, String>> = OnceCell::const_new();
+    CONFIG.get_or_init(load_tls_config).await.clone()
+}
+
+/// Reading the system's certificate files is blocking file I/O (tens of milliseconds, more
+/// on a slow disk), and the first HTTPS fetch may come from a proxy worker: it runs on
+/// tokio's blocking pool instead.
+async fn load_tls_config() -> Result<Arc<ClientConfig>, String> {
+    tokio::task::spawn_blocking(build_tls_config)
+        .await
+        .map_err(|e| format!("loading the system root certificates: {e}"))?
+}
+
+fn build_tls_config() -> Result<Arc<ClientConfig>, String> {
+    #[cfg(test)]
+    tests::BUILT_ON
+        .lock()
+        .unwrap()
+        .push(std::thread::current().id());
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("no system root certificates to check the server's".to_owned());
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 fn encode_form(form: &[(&str, &str)]) -> String {
@@ -259,6 +276,22 @@ pub fn form_encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The threads `build_tls_config` ran on.
+    pub(super) static BUILT_ON: std::sync::Mutex<Vec<std::thread::ThreadId>> =
+        std::sync::Mutex::new(Vec::new());
+
+    /// A current-thread runtime: its one worker is the test's own thread.
+    #[tokio::test]
+    async fn the_root_certificates_are_read_off_the_worker_thread() {
+        let _ = load_tls_config().await;
+        let built_on = BUILT_ON.lock().unwrap().clone();
+        assert!(!built_on.is_empty());
+        assert!(
+            !built_on.contains(&std::thread::current().id()),
+            "the system's certificate files were read on the runtime's worker"
+        );
+    }
 
     #[test]
     fn form_encoding_escapes_reserved_bytes() {

@@ -4,12 +4,13 @@
 //! Invariants: a `jwks_file` that is not a JWK set, or has no key usable with the issuer's
 //! algorithms, fails the policy (the compiler reports it); a remote set starts empty and is
 //! filled by `prefetch` or the first token, or taken over from the previous policy by
-//! `inherit` so a reload neither refetches nor forgets.
+//! `inherit` (with its fetch time) so a reload neither refetches a fresh set nor forgets one;
+//! `refresh_if_stale` renews an old one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::introspect::Introspector;
+use super::introspect::{Expected, Introspector};
 use super::keys::KeySet;
 use super::remote::{self, RemoteJwks};
 use super::{IssuerConfig, JwksSource};
@@ -30,7 +31,8 @@ pub enum Keys {
 }
 
 impl Issuer {
-    pub fn new(config: &IssuerConfig) -> Result<Issuer, String> {
+    /// `resource` is what introspection answers must name in `aud`.
+    pub fn new(config: &IssuerConfig, resource: &str) -> Result<Issuer, String> {
         let keys = match &config.jwks {
             JwksSource::File { path, json } => {
                 let set = KeySet::parse(json.as_bytes(), &config.algorithms).map_err(|e| {
@@ -44,7 +46,14 @@ impl Issuer {
             }
             JwksSource::Uri(uri) => Keys::Remote(Arc::new(RemoteJwks::new(uri.clone()))),
         };
-        let introspection = config.introspection.clone().map(Introspector::new);
+        let introspection = config.introspection.clone().map(|introspection| {
+            let expected = Expected {
+                issuer: config.issuer.clone(),
+                resource: resource.to_owned(),
+                workspace_claim: config.workspace_claim.clone(),
+            };
+            Introspector::new(introspection, expected)
+        });
         Ok(Issuer {
             keys,
             introspection,
@@ -67,6 +76,13 @@ impl Issuer {
     pub async fn prefetch(&self) {
         if let Keys::Remote(remote) = &self.keys {
             remote.prefetch().await;
+        }
+    }
+
+    /// Fetches a remote set again when it is old enough (see `remote.rs`).
+    pub async fn refresh_if_stale(&self, now: i64) {
+        if let Keys::Remote(remote) = &self.keys {
+            remote.refresh_if_stale(now).await;
         }
     }
 

@@ -10,8 +10,6 @@
 //! set's order (at most `keys::MAX_KEYS`). `typ` is not required to be `at+jwt`: Auth0,
 //! Entra ID and Keycloak send `JWT`.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -89,7 +87,7 @@ impl OAuth {
         let expect = Expect {
             issuer: &config.issuer,
             resource: &self.config.resource,
-            iss_and_aud_required: true,
+            iss_required: true,
         };
         claims::check_validity(&set, expect, now)?;
         Ok(identity)
@@ -110,18 +108,15 @@ impl Issuer {
             Keys::File(set) => check(set, jwt, kid, algorithm),
             Keys::Remote(remote) => {
                 let cached = remote.current();
-                let first = if cached.is_empty() {
-                    Err(Rejected::Unavailable)
-                } else {
-                    check(&cached, jwt, kid, algorithm)
+                let first = match remote.servable(&cached, now) {
+                    Some(set) => check(set, jwt, kid, algorithm),
+                    None => Err(Rejected::Unavailable),
                 };
                 match first {
                     Err(Rejected::UnknownKey | Rejected::Unavailable) => {
-                        let fresh: Arc<KeySet> = remote.refresh(&cached, now).await;
-                        if fresh.is_empty() {
-                            return Err(Rejected::Unavailable);
-                        }
-                        check(&fresh, jwt, kid, algorithm)
+                        let fresh = remote.refresh(&cached, now).await;
+                        let set = remote.servable(&fresh, now).ok_or(Rejected::Unavailable)?;
+                        check(set, jwt, kid, algorithm)
                     }
                     other => other,
                 }

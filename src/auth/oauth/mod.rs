@@ -9,14 +9,16 @@
 //! The rules, precisely (each module states its own):
 //! - a token over [`MAX_TOKEN_BYTES`] is malformed, before anything else is read;
 //! - a bearer value of three base64url segments is a JWT (`jwt.rs`); anything else is an
-//!   opaque token, for the issuers that configure introspection (`introspect.rs`), and
-//!   malformed when none does;
+//!   opaque token, for the one issuer that configures introspection (`introspect.rs`; an
+//!   opaque token names no issuer, so more than one would each be shown it), and malformed
+//!   when none does;
 //! - clock leeway [`LEEWAY_SECS`] on `exp` and `nbf`; identities and scopes bounded
 //!   (`claims.rs`); a JWT without `kid` is tried against each of its issuer's keys of its
 //!   algorithm;
-//! - a `jwks_uri` is fetched at start ([`OAuth::prefetch`]) or by the first token, refetched on
-//!   an unknown `kid` at most every [`REFRESH_INTERVAL_SECS`], and its cached keys
-//!   survive failed fetches and reloads (`remote.rs`).
+//! - a `jwks_uri` is fetched at start ([`OAuth::prefetch`]) or by the first token, refetched
+//!   once [`REFRESH_MAX_AGE_SECS`] old ([`OAuth::refresh_stale`]) and on an unknown `kid` at
+//!   most every [`REFRESH_INTERVAL_SECS`]; its cached keys survive failed fetches and reloads,
+//!   but are not served [`MAX_STALE_SECS`] after the last successful fetch (`remote.rs`).
 
 mod claims;
 mod crypto;
@@ -35,7 +37,7 @@ use std::path::PathBuf;
 
 pub use claims::{LEEWAY_SECS, MAX_ID_BYTES, MAX_SCOPES};
 pub use crypto::install as install_crypto_provider;
-pub use remote::REFRESH_INTERVAL_SECS;
+pub use remote::{MAX_STALE_SECS, REFRESH_INTERVAL_SECS, REFRESH_MAX_AGE_SECS};
 
 /// The longest bearer token read; longer ones are refused unread.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -72,7 +74,8 @@ pub enum Algorithm {
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum JwksSource {
-    /// Fetched over HTTP(S), cached, refreshed on an unknown `kid` at most every 30 s.
+    /// Fetched over HTTP(S), cached, refreshed every 10 minutes and on an unknown `kid` at
+    /// most every 30 s; not served a day after the last successful fetch.
     Uri(String),
     /// Read when the policy compiles (so it is reloaded with the policy); `json` is the
     /// file's content.
@@ -154,6 +157,8 @@ pub struct OAuth {
     config: Config,
     /// One per `config.issuers`, in the same order.
     issuers: Vec<issuer::Issuer>,
+    /// The index of the one issuer with introspection, which every opaque token goes to.
+    introspecting: Option<usize>,
     /// The RFC 9728 document and its URL, built once.
     metadata: metadata::Metadata,
 }
@@ -166,12 +171,26 @@ impl OAuth {
         let issuers = config
             .issuers
             .iter()
-            .map(issuer::Issuer::new)
+            .map(|i| issuer::Issuer::new(i, &config.resource))
             .collect::<Result<_, _>>()?;
+        let mut introspecting = config
+            .issuers
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.introspection.is_some())
+            .map(|(index, _)| index);
+        let first = introspecting.next();
+        if introspecting.next().is_some() {
+            return Err(
+                "at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each)"
+                    .to_owned(),
+            );
+        }
         let metadata = metadata::Metadata::new(&config);
         Ok(Self {
             config,
             issuers,
+            introspecting: first,
             metadata,
         })
     }
@@ -196,6 +215,17 @@ impl OAuth {
     pub async fn prefetch(&self) {
         for issuer in &self.issuers {
             issuer.prefetch().await;
+        }
+    }
+
+    /// Fetches again every `jwks_uri` whose last successful fetch is
+    /// [`REFRESH_MAX_AGE_SECS`] old or more (or never happened), so keys the issuer removed
+    /// stop being trusted; `now` is Unix seconds. Call it periodically (every minute) from
+    /// housekeeping; it returns when the fetches are done (each within its own deadline). A
+    /// set that cannot be fetched is kept, but not served past [`MAX_STALE_SECS`].
+    pub async fn refresh_stale(&self, now: i64) {
+        for issuer in &self.issuers {
+            issuer.refresh_if_stale(now).await;
         }
     }
 

@@ -2,7 +2,8 @@
 //! pinned algorithms, workspace claim, optional RFC 7662 introspection) and the scopes the
 //! metadata advertises, compiled into [`Config`] and then the runtime [`OAuth`].
 //!
-//! Invariants: every problem is a diagnostic at its node; `OAuth::new` runs only on a section
+//! Invariants: every problem is a diagnostic at its node; at most one issuer introspects
+//! (an opaque token names no issuer, so it must have exactly one place to go); `OAuth::new` runs only on a section
 //! with none, and its refusal is reported at `oauth`. A `jwks_file` is read now, relative to
 //! the policy file's folder, so it is reloaded with the policy. The client secret, read from
 //! the environment (`${VAR}`), never appears in a diagnostic.
@@ -115,9 +116,23 @@ fn issuers(cx: &mut Cx, spec: &OAuthSpec, at: Location, inputs: &Inputs) -> Vec<
         cx.error(list.referenced, "oauth.issuers", "at least one is required");
     }
     let mut seen: HashMap<&str, Location> = HashMap::new();
+    let mut introspecting: Option<Location> = None;
     let mut out = Vec::with_capacity(list.value.len());
     for (i, entry) in list.value.iter().enumerate() {
         let path = format!("oauth.issuers[{i}]");
+        if let Some(endpoint) = &entry.value.introspection_endpoint {
+            match introspecting {
+                None => introspecting = Some(endpoint.referenced),
+                Some(first) => cx.error(
+                    endpoint.referenced,
+                    &format!("{path}.introspection_endpoint"),
+                    format!(
+                        "at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each); the first is at line {}",
+                        first.line()
+                    ),
+                ),
+            }
+        }
         if let Some(issuer) = &entry.value.issuer
             && let Some(first) = seen.insert(&issuer.value, issuer.referenced)
         {

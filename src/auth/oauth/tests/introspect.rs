@@ -142,7 +142,47 @@ async fn the_claims_of_an_active_answer_follow_the_token_rules() {
     let oauth = opaque_oauth(&server, "s3cret-value");
     // (token, claims removed, claim set to a value, the outcome)
     let cases = [
-        ("no-iss-no-aud", &["iss", "aud"][..], None, Ok(())),
+        ("no-iss", &["iss"][..], None, Ok(())),
+        ("no-aud", &["aud"], None, Err(Rejected::Claim("aud"))),
+        (
+            "no-iss-no-aud",
+            &["iss", "aud"],
+            None,
+            Err(Rejected::Claim("aud")),
+        ),
+        (
+            "access-token-type",
+            &[],
+            Some(("token_type", json!("access_token"))),
+            Ok(()),
+        ),
+        (
+            "bearer-token-type",
+            &[],
+            Some(("token_type", json!("Bearer"))),
+            Ok(()),
+        ),
+        (
+            "refresh-token-type",
+            &[],
+            Some(("token_type", json!("refresh_token"))),
+            Err(Rejected::Claim("token_type")),
+        ),
+        (
+            "urn-refresh-token-type",
+            &[],
+            Some((
+                "token_type",
+                json!("urn:ietf:params:oauth:token-type:Refresh_Token"),
+            )),
+            Err(Rejected::Claim("token_type")),
+        ),
+        (
+            "numeric-token-type",
+            &[],
+            Some(("token_type", json!(1))),
+            Err(Rejected::Claim("token_type")),
+        ),
         (
             "other-iss",
             &[],
@@ -190,6 +230,26 @@ async fn the_claims_of_an_active_answer_follow_the_token_rules() {
 }
 
 #[tokio::test]
+async fn an_active_answer_the_rules_refuse_is_cached_as_negative_for_ten_seconds() {
+    let (server, endpoint) = start().await;
+    let oauth = opaque_oauth(&server, "s3cret-value");
+    let mut answer = active(NOW);
+    answer["aud"] = json!("https://other.test");
+    endpoint.answer("for-another-resource", answer);
+    for now in [NOW, NOW + 9] {
+        assert_eq!(
+            oauth.verify("for-another-resource", now).await,
+            Err(Rejected::Audience)
+        );
+    }
+    assert_eq!(endpoint.hits(), 1);
+    // Refusals age out like inactive answers, not like valid ones.
+    endpoint.answer("for-another-resource", active(NOW));
+    assert!(oauth.verify("for-another-resource", NOW + 10).await.is_ok());
+    assert_eq!(endpoint.hits(), 2);
+}
+
+#[tokio::test]
 async fn wrong_credentials_or_no_endpoint_are_unavailable_and_not_cached() {
     let (server, endpoint) = start().await;
     let oauth = opaque_oauth(&server, "wrong");
@@ -214,17 +274,25 @@ async fn wrong_credentials_or_no_endpoint_are_unavailable_and_not_cached() {
 }
 
 #[tokio::test]
-async fn each_introspecting_issuer_is_asked_until_one_knows_the_token() {
+async fn an_opaque_token_goes_to_the_one_introspecting_issuer_only() {
     let (server, endpoint) = start().await;
-    let (other, _) = start().await;
     let mut first = super::issuer(file_jwks("jwks.json"), &ALL);
     first.issuer = "https://first.test".to_owned();
-    first.introspection = Some(introspection(&format!("{}/introspect", other.base)));
     let mut second = super::issuer(file_jwks("jwks.json"), &ALL);
     second.introspection = Some(introspection(&format!("{}/introspect", server.base)));
-    let oauth = OAuth::new(config(vec![first, second])).unwrap();
+    let oauth = OAuth::new(config(vec![first.clone(), second.clone()])).unwrap();
     endpoint.answer("opaque-2", active(NOW));
     assert!(oauth.verify("opaque-2", NOW).await.is_ok());
+    assert_eq!(endpoint.hits(), 1);
+
+    // A second introspecting issuer would be shown every opaque token the first is.
+    let (other, _) = start().await;
+    first.introspection = Some(introspection(&format!("{}/introspect", other.base)));
+    let refused = OAuth::new(config(vec![first, second])).unwrap_err();
+    assert!(
+        refused.contains("at most one issuer may introspect opaque tokens"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -276,5 +344,54 @@ async fn probe_checks_the_endpoint_and_the_credentials() {
     assert!(
         problems[0].starts_with(&prefix) && problems[0].contains("401"),
         "{problems:?}"
+    );
+}
+
+/// The endpoint holds every call until the test opens the gate; each call reports its
+/// arrival first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_are_capped_and_one_past_the_cap_fails_at_once() {
+    use crate::auth::oauth::introspect::MAX_IN_FLIGHT;
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let router = axum::Router::new().route(
+        "/introspect",
+        post(move || {
+            let (arrived, gate) = (arrived_tx.clone(), held.clone());
+            async move {
+                arrived.send(()).unwrap();
+                drop(gate.acquire().await.unwrap());
+                json!({"active": false}).to_string()
+            }
+        }),
+    );
+    let server = Server::start(router).await;
+    let oauth = Arc::new(opaque_oauth(&server, "s3cret-value"));
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..MAX_IN_FLIGHT {
+        let oauth = oauth.clone();
+        calls.spawn(async move { oauth.verify(&format!("made-up-{i}"), NOW).await });
+    }
+    for _ in 0..MAX_IN_FLIGHT {
+        arrived.recv().await.unwrap();
+    }
+    let one_more = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        oauth.verify("one-too-many", NOW),
+    )
+    .await
+    .expect("a call past the cap fails at once instead of waiting for a permit");
+    assert_eq!(one_more, Err(Rejected::Unavailable));
+
+    gate.add_permits(MAX_IN_FLIGHT);
+    while let Some(outcome) = calls.join_next().await {
+        assert_eq!(outcome.unwrap(), Err(Rejected::Inactive));
+    }
+    // The permits came back with the answers; the refused call was not cached.
+    assert_eq!(
+        oauth.verify("one-too-many", NOW).await,
+        Err(Rejected::Inactive)
     );
 }

@@ -1,6 +1,7 @@
 //! Remote JWK sets over real HTTP on loopback: fetched once, refetched on an unknown `kid` at
 //! most once per interval, shared by concurrent misses, kept when the issuer goes away and
-//! across reloads. The clock is the `now` passed to `verify`, stepped past the interval.
+//! across reloads, refreshed once old and dropped once too old. The clock is the `now` passed
+//! to `verify` and `refresh_stale`, stepped past the intervals.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +11,8 @@ use axum::extract::State;
 use axum::routing::get;
 
 use super::*;
-use crate::auth::oauth::remote::EMPTY_RETRY_SECS;
-use crate::auth::oauth::{REFRESH_INTERVAL_SECS, Rejected};
+use crate::auth::oauth::remote::{EMPTY_RETRY_SECS, FETCH_TIMEOUT};
+use crate::auth::oauth::{MAX_STALE_SECS, REFRESH_INTERVAL_SECS, REFRESH_MAX_AGE_SECS, Rejected};
 
 #[derive(Clone, Default)]
 struct Issuer {
@@ -239,4 +240,118 @@ async fn a_failed_start_up_fetch_is_retried_soon_rather_than_after_the_full_inte
     let t2 = t0 + EMPTY_RETRY_SECS;
     assert!(oauth.verify(&rs256(&claims(t2)), t2).await.is_ok());
     assert_eq!(issuer.hits(), 3);
+}
+
+/// The rotated set without `rsa-1`: the issuer has retired that key.
+fn without_rsa_1() -> String {
+    let mut set: serde_json::Value = serde_json::from_str(&fixture("jwks-rotated.json")).unwrap();
+    set["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != "rsa-1");
+    set.to_string()
+}
+
+#[tokio::test]
+async fn a_key_removed_at_the_issuer_is_refused_after_the_background_refresh() {
+    let (server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    let t0 = unix_now();
+    // The first token fetches the set at t0.
+    assert!(oauth.verify(&rs256(&claims(t0)), t0).await.is_ok());
+    issuer.serve(without_rsa_1());
+
+    // A fresh set is not fetched again, and its keys stay trusted meanwhile.
+    let t1 = t0 + REFRESH_MAX_AGE_SECS - 1;
+    oauth.refresh_stale(t1).await;
+    assert_eq!(issuer.hits(), 1);
+    assert!(oauth.verify(&rs256(&claims(t1)), t1).await.is_ok());
+
+    // Once old, it is replaced: the removed key goes, the rotated one works.
+    let t2 = t0 + REFRESH_MAX_AGE_SECS;
+    oauth.refresh_stale(t2).await;
+    assert_eq!(issuer.hits(), 2);
+    assert_eq!(
+        oauth.verify(&rs256(&claims(t2)), t2).await,
+        Err(Rejected::UnknownKey)
+    );
+    let rotated = rs256_with("rsa2.pem", "rsa-2", &claims(t2));
+    assert!(oauth.verify(&rotated, t2).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_unreachable_issuers_keys_are_served_up_to_the_maximum_staleness_then_not() {
+    let (mut server, issuer) = start().await;
+    let oauth = remote_oauth(&server);
+    let t0 = unix_now();
+    assert!(oauth.verify(&rs256(&claims(t0)), t0).await.is_ok());
+    server.stop().await;
+
+    // The background refreshes fail and keep the keys.
+    for t in [t0 + REFRESH_MAX_AGE_SECS, t0 + MAX_STALE_SECS / 2] {
+        oauth.refresh_stale(t).await;
+        assert!(oauth.verify(&rs256(&claims(t)), t).await.is_ok(), "at {t}");
+    }
+    let last = t0 + MAX_STALE_SECS - 1;
+    assert!(oauth.verify(&rs256(&claims(last)), last).await.is_ok());
+
+    // A day after the last successful fetch, the set is not used any more.
+    let t = t0 + MAX_STALE_SECS;
+    oauth.refresh_stale(t).await;
+    assert_eq!(
+        oauth.verify(&rs256(&claims(t)), t).await,
+        Err(Rejected::Unavailable)
+    );
+    assert_eq!(issuer.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_a_fresh_set_and_the_background_refresh_renews_an_old_one() {
+    let (server, issuer) = start().await;
+    let old = remote_oauth(&server);
+    let t0 = unix_now();
+    assert!(old.verify(&rs256(&claims(t0)), t0).await.is_ok());
+    issuer.serve(without_rsa_1());
+
+    let new = remote_oauth(&server);
+    new.inherit(&old);
+    new.prefetch().await;
+    new.refresh_stale(t0 + 60).await;
+    assert_eq!(
+        issuer.hits(),
+        1,
+        "an inherited fresh set is not fetched again"
+    );
+
+    // The inherited set keeps its age: the reload does not make it fresh.
+    let t = t0 + REFRESH_MAX_AGE_SECS;
+    new.refresh_stale(t).await;
+    assert_eq!(issuer.hits(), 2);
+    assert_eq!(
+        new.verify(&rs256(&claims(t)), t).await,
+        Err(Rejected::UnknownKey)
+    );
+}
+
+/// The clock is tokio's paused one: the fetches end by their deadlines, at exact instants.
+#[tokio::test(start_paused = true)]
+async fn a_request_that_waited_for_the_lock_waits_no_longer_than_one_fetch_deadline_in_all() {
+    // Accepts connections (the kernel does) and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks = JwksSource::Uri(format!("http://{}/jwks", silent.local_addr().unwrap()));
+    let oauth = Arc::new(OAuth::new(config(vec![super::issuer(jwks, &ALL)])).unwrap());
+    // A background refresh holds the fetch lock until its deadline.
+    let background = oauth.clone();
+    let background = tokio::spawn(async move { background.refresh_stale(NOW).await });
+    tokio::time::sleep(FETCH_TIMEOUT / 4).await;
+
+    let started = tokio::time::Instant::now();
+    let token = rs256(&claims(NOW));
+    assert_eq!(oauth.verify(&token, NOW).await, Err(Rejected::Unavailable));
+    let waited = started.elapsed();
+    assert!(
+        waited <= FETCH_TIMEOUT,
+        "waited {waited:?} for the lock and a fetch of its own"
+    );
+    background.await.unwrap();
 }

@@ -2,9 +2,10 @@
 //! `jwks_file` read now), the pinned algorithms, the workspace claim and optional RFC 7662
 //! introspection.
 //!
-//! Invariants: exactly one key source; algorithms are only RS256, ES256 and EdDSA; the
-//! introspection fields come all together or not at all, and the client secret (from
-//! `${VAR}`) appears in no diagnostic or warning.
+//! Invariants: exactly one key source; the URLs fetched from are https (plain http only to a
+//! loopback host); algorithms are only RS256, ES256 and EdDSA; the introspection fields come
+//! all together or not at all, and the client secret (from `${VAR}`) appears in no
+//! diagnostic or warning.
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::super::super::schema::IssuerSpec;
 use super::super::{Cx, Env, upstream};
-use super::url::{Web, is_loopback, web_url};
+use super::url::{Web, web_url};
 use super::{Inputs, required};
 use crate::auth::oauth::{Algorithm, IntrospectionConfig, IssuerConfig, JwksSource};
 
@@ -93,7 +94,7 @@ fn jwks(
         }
         (Some(uri), None) => {
             let field = format!("{path}.jwks_uri");
-            fetched_url(cx, uri, &field, "keys fetched")?;
+            fetched_url(cx, uri, &field)?;
             Some(JwksSource::Uri(uri.value.clone()))
         }
         (None, Some(file)) => {
@@ -205,7 +206,7 @@ fn introspection(
     }
     if let Some(e) = endpoint {
         let field = format!("{path}.introspection_endpoint");
-        fetched_url(cx, e, &field, "the client secret and tokens sent");
+        fetched_url(cx, e, &field);
     }
     if let Some(id) = id
         && id.value.trim().is_empty()
@@ -247,23 +248,16 @@ fn introspection(
 }
 
 /// Checks a URL the gateway itself fetches from (`jwks_uri`, `introspection_endpoint`):
-/// http(s), with a warning for plain http beyond loopback, where anyone on the path could
-/// replace `what`. Plain http is allowed because in-cluster authorization servers are often
-/// reached that way.
-fn fetched_url(cx: &mut Cx, url: &Spanned<String>, field: &str, what: &str) -> Option<()> {
-    match web_url(&url.value, Web::Any) {
+/// https, or plain http to a loopback host only. Beyond loopback, whoever answers a plain-http
+/// JWKS fetch can mint tokens, and an introspection call would show the client secret and
+/// the token to anyone on the path; an in-cluster authorization server is reached over TLS
+/// (terminated by a sidecar or the cluster's ingress) instead.
+fn fetched_url(cx: &mut Cx, url: &Spanned<String>, field: &str) -> Option<()> {
+    match web_url(&url.value, Web::Fetched) {
         Err(m) => {
             cx.error(url.referenced, field, m);
             None
         }
-        Ok(uri) => {
-            if uri.scheme_str() == Some("http") && !is_loopback(&uri) {
-                cx.warn(
-                    url.referenced,
-                    format!("{field}: plain http beyond loopback: {what} over it can be read or replaced on the way"),
-                );
-            }
-            Some(())
-        }
+        Ok(_) => Some(()),
     }
 }

@@ -1,6 +1,7 @@
 //! The URL rules of `oauth:`: absolute `http(s)` URLs with a host, no credentials and no
-//! fragment; `https` where clients are sent (the resource, authorization servers), with plain
-//! `http` only for loopback hosts.
+//! fragment; `https` everywhere, plain `http` only for loopback hosts: where clients are sent
+//! (the resource, authorization servers) and where the gateway fetches from (`jwks_uri`,
+//! `introspection_endpoint`: whoever can answer a plain-http JWKS fetch can mint tokens).
 
 use std::net::IpAddr;
 
@@ -21,15 +22,15 @@ pub(super) fn origin(uri: &Uri) -> (String, String, u16) {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Web {
-    /// `https`, or `http` for a loopback host (tests and local use).
+    /// `https`, or `http` for a loopback host (tests and local use); no query.
     HttpsOrLoopback,
-    /// `http` or `https`.
-    Any,
+    /// The same, with a query allowed: a URL the gateway fetches from.
+    Fetched,
 }
 
-/// An absolute http(s) URL with a host, no credentials, no fragment; with
-/// [`Web::HttpsOrLoopback`] also no query (RFC 8707 §2: a resource identifier should have
-/// none, and the metadata URL could not carry it).
+/// An absolute URL with a host, no credentials, no fragment, `https` unless the host is
+/// loopback; with [`Web::HttpsOrLoopback`] also no query (RFC 8707 §2: a resource
+/// identifier should have none, and the metadata URL could not carry it).
 pub(super) fn web_url(text: &str, web: Web) -> Result<Uri, String> {
     let uri: Uri = text
         .parse()
@@ -53,21 +54,19 @@ pub(super) fn web_url(text: &str, web: Web) -> Result<Uri, String> {
             "invalid URL {text:?}: a fragment (#…) is not allowed"
         ));
     }
-    if web == Web::HttpsOrLoopback {
-        if scheme == Some("http") && !is_loopback(&uri) {
-            return Err(format!(
-                "invalid URL {text:?}: https:// is required (http:// only for loopback hosts)"
-            ));
-        }
-        if uri.query().is_some() {
-            return Err(format!("invalid URL {text:?}: a query (?…) is not allowed"));
-        }
+    if scheme == Some("http") && !is_loopback(&uri) {
+        return Err(format!(
+            "invalid URL {text:?}: https:// is required (http:// only for loopback hosts)"
+        ));
+    }
+    if web == Web::HttpsOrLoopback && uri.query().is_some() {
+        return Err(format!("invalid URL {text:?}: a query (?…) is not allowed"));
     }
     Ok(uri)
 }
 
 /// `localhost`, 127.0.0.0/8 or `::1`.
-pub(super) fn is_loopback(uri: &Uri) -> bool {
+fn is_loopback(uri: &Uri) -> bool {
     let host = uri.host().unwrap_or("");
     host.eq_ignore_ascii_case("localhost")
         || host

@@ -255,6 +255,10 @@ fn every_refusal_names_its_field_at_its_line() {
             vec![(18, "oauth.issuers[0].client_id: must not be empty")],
         ),
         (
+            issuer("      introspection_endpoint: https://auth.example.com/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n    - issuer: https://b.example\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n      introspection_endpoint: https://b.example/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n"),
+            vec![(23, "oauth.issuers[1].introspection_endpoint: at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each); the first is at line 17")],
+        ),
+        (
             format!("{MINIMAL}  scopes_supported: [crm:read, crm:delete]\n"),
             vec![(17, "oauth.scopes_supported[1]: unknown scope \"crm:delete\": no workspace has it")],
         ),
@@ -331,18 +335,36 @@ fn a_client_secret_written_in_the_file_is_a_warning() {
 }
 
 #[test]
-fn plain_http_to_a_remote_jwks_uri_is_a_warning() {
-    let p = ok(&with_oauth(&MINIMAL.replace(
+fn plain_http_beyond_loopback_is_refused_for_the_urls_the_gateway_fetches() {
+    let jwks = MINIMAL.replace(
         "https://auth.example.com/.well-known/jwks.json",
         "http://keycloak.auth.svc:8080/realms/acme/protocol/openid-connect/certs",
-    )));
-    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    assert!(p.warnings[0].contains("oauth.issuers[0].jwks_uri: plain http"));
-    let p = ok(&with_oauth(&MINIMAL.replace(
-        "https://auth.example.com/.well-known/jwks.json",
-        "http://127.0.0.1:7000/jwks",
-    )));
-    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    );
+    assert_reported(
+        &errors(&with_oauth(&jwks)),
+        15,
+        "oauth.issuers[0].jwks_uri: invalid URL \"http://keycloak.auth.svc:8080/realms/acme/protocol/openid-connect/certs\": https:// is required (http:// only for loopback hosts)",
+    );
+    let introspection = format!(
+        "{MINIMAL}      introspection_endpoint: http://auth.example.com/introspect\n      client_id: gw\n      client_secret: ${{UPSTREAM_TOKEN}}\n"
+    );
+    assert_reported(
+        &errors(&with_oauth(&introspection)),
+        17,
+        "oauth.issuers[0].introspection_endpoint: invalid URL \"http://auth.example.com/introspect\": https:// is required",
+    );
+
+    // Loopback stays allowed (tests, a local authorization server), with a query too.
+    for local in [
+        "http://127.0.0.1:7000/jwks?v=2",
+        "http://localhost/jwks",
+        "http://[::1]:7000/jwks",
+    ] {
+        let p = ok(&with_oauth(
+            &MINIMAL.replace("https://auth.example.com/.well-known/jwks.json", local),
+        ));
+        assert!(p.warnings.is_empty(), "{local}: {:?}", p.warnings);
+    }
 }
 
 #[test]
