@@ -130,7 +130,8 @@ pub fn run(
 /// state goes (and a new key's usage record comes) within a second of a reload, and idle
 /// limiter state (full buckets, nothing in flight) goes every minute. Scores every key's
 /// usage once a second, which logs a spike when one begins. Fetches the OAuth issuers' key
-/// sets at start and after a reload that names new ones, so no token waits for them.
+/// sets at start and after a reload that names new ones, so no token waits for them, and
+/// refreshes them every minute once they are older than ten minutes.
 async fn housekeeping<L: Limiter>(
     store: Arc<Store>,
     limiter: Arc<L>,
@@ -155,6 +156,7 @@ async fn housekeeping<L: Limiter>(
         }
         usage.tick();
         if n % 60 == 0 {
+            refresh_stale(&store);
             limiter.shrink();
             failures.shrink();
             // Drops a record a request made while its key was being removed.
@@ -168,6 +170,14 @@ async fn housekeeping<L: Limiter>(
 fn prefetch(store: &Store) {
     if let Some(oauth) = store.current().oauth.clone() {
         tokio::spawn(async move { oauth.prefetch().await });
+    }
+}
+
+/// Refetches, in the background, the remote key sets older than
+/// [`crate::auth::oauth::REFRESH_MAX_AGE_SECS`], so keys an issuer removed stop being trusted.
+fn refresh_stale(store: &Store) {
+    if let Some(oauth) = store.current().oauth.clone() {
+        tokio::spawn(async move { oauth.refresh_stale(crate::policy::store::now()).await });
     }
 }
 
