@@ -38,6 +38,7 @@ fn oauth(jwks: JwksSource) -> OAuth {
             jwks,
             algorithms: vec![Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa],
             workspace_claim: "org".to_owned(),
+            workspaces: None,
             introspection: None,
         }],
     })

@@ -129,6 +129,7 @@ pub fn with_oauth(mut p: Policy) -> Policy {
             jwks: JwksSource::Uri("https://auth.example.com/jwks.json".into()),
             algorithms: vec![Algorithm::Rs256],
             workspace_claim: "org".into(),
+            workspaces: None,
             introspection: None,
         }],
     };

@@ -127,6 +127,8 @@ pub struct IssuerSpec {
     pub workspace_claim: Option<Spanned<String>>,
     /// `None`: `[RS256]`.
     pub algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The workspaces this issuer's tokens may name; required when there are several issuers.
+    pub workspaces: Option<Spanned<Vec<Spanned<String>>>>,
     pub introspection_endpoint: Option<Spanned<String>>,
     pub client_id: Option<Spanned<String>>,
     /// May hold `${VAR}`, read from the environment when the policy compiles.

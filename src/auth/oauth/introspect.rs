@@ -65,6 +65,8 @@ pub struct Expected {
     pub issuer: String,
     pub resource: String,
     pub workspace_claim: String,
+    /// The issuer's `workspaces:` (`None`: any).
+    pub workspaces: Option<Vec<String>>,
 }
 
 pub struct Introspector {
@@ -137,7 +139,12 @@ impl Introspector {
             iss_required: false,
         };
         claims::check_validity(set, expect, now)?;
-        claims::identity(set, &self.expected.workspace_claim)
+        let identity = claims::identity(set, &self.expected.workspace_claim)?;
+        let allowed = self.expected.workspaces.as_ref();
+        if allowed.is_some_and(|list| !list.contains(&identity.workspace)) {
+            return Err(Rejected::Claim("workspace"));
+        }
+        Ok(identity)
     }
 
     /// POSTs the token; the checked answer and how long it may be cached: a valid one until
@@ -227,6 +234,7 @@ mod tests {
             issuer: "https://auth.test".to_owned(),
             resource: "https://mcp.test/mcp".to_owned(),
             workspace_claim: "org".to_owned(),
+            workspaces: None,
         };
         Introspector::new(config, expected)
     }

@@ -51,6 +51,7 @@ impl Issuer {
                 issuer: config.issuer.clone(),
                 resource: resource.to_owned(),
                 workspace_claim: config.workspace_claim.clone(),
+                workspaces: config.workspaces.clone(),
             };
             Introspector::new(introspection, expected)
         });

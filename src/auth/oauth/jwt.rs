@@ -79,6 +79,9 @@ impl OAuth {
         }
         // Bounds before crypto: an oversized identity costs no signature check.
         let identity = claims::identity(&set, &config.workspace_claim)?;
+        if !config.may_name(&identity.workspace) {
+            return Err(Rejected::Claim("workspace"));
+        }
 
         issuer
             .verify_signature(jwt, header.kid, algorithm, now)

@@ -61,8 +61,20 @@ pub struct IssuerConfig {
     pub algorithms: Vec<Algorithm>,
     /// The claim that names the workspace.
     pub workspace_claim: String,
+    /// The workspaces this issuer's tokens may name; `None`: any workspace of the policy
+    /// (allowed only when it is the one issuer).
+    pub workspaces: Option<Vec<String>>,
     /// RFC 7662 introspection for opaque (non-JWT) tokens.
     pub introspection: Option<IntrospectionConfig>,
+}
+
+impl IssuerConfig {
+    /// Whether this issuer may vouch for a caller of `workspace`.
+    pub fn may_name(&self, workspace: &str) -> bool {
+        self.workspaces
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|w| w == workspace))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

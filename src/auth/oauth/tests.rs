@@ -34,6 +34,7 @@ pub fn issuer(jwks: JwksSource, algorithms: &[Algorithm]) -> IssuerConfig {
         jwks,
         algorithms: algorithms.to_vec(),
         workspace_claim: "org".to_owned(),
+        workspaces: None,
         introspection: None,
     }
 }

@@ -146,6 +146,16 @@ fn issuers(cx: &mut Cx, spec: &OAuthSpec, at: Location, inputs: &Inputs) -> Vec<
                 ),
             );
         }
+        // One issuer may name any workspace; with several, each must say which it may, or an
+        // administrator of one (or whoever can shape its workspace claim) could act in
+        // another's workspaces.
+        if list.value.len() > 1 && entry.value.workspaces.is_none() {
+            cx.error(
+                entry.referenced,
+                &format!("{path}.workspaces"),
+                "required when there is more than one issuer: list the workspaces this issuer's tokens may name",
+            );
+        }
         if let Some(issuer) = issuer_config(cx, &entry.value, entry.referenced, &path, inputs) {
             out.push(issuer);
         }

@@ -393,3 +393,23 @@ fn debug_of_the_runtime_prints_no_secret() {
     assert!(!debug.contains("s3cret-value"), "{debug}");
     assert!(!debug.contains("\"n\""), "no key material either: {debug}");
 }
+
+#[tokio::test]
+async fn an_issuer_limited_to_some_workspaces_cannot_name_another() {
+    let mut limited = issuer(file_jwks("jwks.json"), &ALL);
+    limited.workspaces = Some(vec!["beta".to_owned()]);
+    let oauth = OAuth::new(config(vec![limited])).unwrap();
+    let acme = sign(Jose::RS256, Some("rsa-1"), &claims(NOW));
+    assert_eq!(
+        oauth.verify(&acme, NOW).await,
+        Err(Rejected::Claim("workspace"))
+    );
+    let beta = sign(
+        Jose::RS256,
+        Some("rsa-1"),
+        &with(|c| {
+            c.insert("org".into(), json!("beta"));
+        }),
+    );
+    assert_eq!(oauth.verify(&beta, NOW).await.unwrap().workspace, "beta");
+}

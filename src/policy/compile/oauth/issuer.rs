@@ -58,14 +58,53 @@ pub(super) fn issuer_config(
         fine.then(|| c.value.clone())
     });
     let algorithms = algorithms(cx, spec, path);
+    let workspaces = workspaces(cx, spec, path, inputs);
     let introspection = introspection(cx, spec, at, path, inputs.env);
     Some(IssuerConfig {
         issuer: issuer?,
         jwks: jwks?,
         algorithms: algorithms?,
         workspace_claim: workspace_claim?,
+        workspaces: workspaces?,
         introspection: introspection?,
     })
+}
+
+/// `workspaces:`: names of workspaces of the policy, each once. `Some(None)` when absent.
+fn workspaces(
+    cx: &mut Cx,
+    spec: &IssuerSpec,
+    path: &str,
+    inputs: &Inputs,
+) -> Option<Option<Vec<String>>> {
+    let Some(list) = &spec.workspaces else {
+        return Some(None);
+    };
+    let before = cx.diagnostics.len();
+    let mut out: Vec<String> = Vec::with_capacity(list.value.len());
+    for (i, name) in list.value.iter().enumerate() {
+        let at = format!("{path}.workspaces[{i}]");
+        if !inputs
+            .workspaces
+            .0
+            .iter()
+            .any(|(w, _)| w.value == name.value)
+        {
+            cx.error(
+                name.referenced,
+                &at,
+                format!("unknown workspace {:?}", name.value),
+            );
+        } else if out.contains(&name.value) {
+            cx.error(
+                name.referenced,
+                &at,
+                format!("workspace {:?} is listed twice", name.value),
+            );
+        }
+        out.push(name.value.clone());
+    }
+    (cx.diagnostics.len() == before).then_some(Some(out))
 }
 
 fn jwks(

@@ -32,9 +32,11 @@ fn a_full_section_compiles_to_its_config() {
     - issuer: https://auth.example.com/
       jwks_uri: https://auth.example.com/.well-known/jwks.json
       workspace_claim: org
+      workspaces: [acme]
     - issuer: https://login.example.org/tenant/v2.0
       jwks_file: {FIXTURE}
       workspace_claim: https://example.com/claims/org
+      workspaces: [acme]
       algorithms: [ES256, EdDSA, RS256]
       introspection_endpoint: https://login.example.org/introspect
       client_id: mcpwarden
@@ -58,6 +60,7 @@ fn a_full_section_compiles_to_its_config() {
                     jwks: JwksSource::Uri("https://auth.example.com/.well-known/jwks.json".into()),
                     algorithms: vec![Algorithm::Rs256],
                     workspace_claim: "org".into(),
+                    workspaces: Some(vec!["acme".into()]),
                     introspection: None,
                 },
                 IssuerConfig {
@@ -68,6 +71,7 @@ fn a_full_section_compiles_to_its_config() {
                     },
                     algorithms: vec![Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256],
                     workspace_claim: "https://example.com/claims/org".into(),
+                    workspaces: Some(vec!["acme".into()]),
                     introspection: Some(IntrospectionConfig {
                         endpoint: "https://login.example.org/introspect".into(),
                         client_id: "mcpwarden".into(),
@@ -184,8 +188,8 @@ fn every_refusal_names_its_field_at_its_line() {
             vec![(13, "oauth.issuers: at least one is required")],
         ),
         (
-            issuer("    - issuer: https://auth.example.com\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n"),
-            vec![(17, "oauth.issuers[1].issuer: issuer \"https://auth.example.com\" is listed twice (first at line 14)")],
+            issuer("      workspaces: [acme]\n    - issuer: https://auth.example.com\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n      workspaces: [acme]\n"),
+            vec![(18, "oauth.issuers[1].issuer: issuer \"https://auth.example.com\" is listed twice (first at line 14)")],
         ),
         (
             MINIMAL.replace("      workspace_claim: org\n", &format!("      workspace_claim: org\n      jwks_file: {FIXTURE}\n")),
@@ -255,8 +259,22 @@ fn every_refusal_names_its_field_at_its_line() {
             vec![(18, "oauth.issuers[0].client_id: must not be empty")],
         ),
         (
-            issuer("      introspection_endpoint: https://auth.example.com/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n    - issuer: https://b.example\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n      introspection_endpoint: https://b.example/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n"),
-            vec![(23, "oauth.issuers[1].introspection_endpoint: at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each); the first is at line 17")],
+            issuer("      workspaces: [acme]\n      introspection_endpoint: https://auth.example.com/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n    - issuer: https://b.example\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n      introspection_endpoint: https://b.example/i\n      client_id: gw\n      client_secret: ${UPSTREAM_TOKEN}\n      workspaces: [acme]\n"),
+            vec![(24, "oauth.issuers[1].introspection_endpoint: at most one issuer may introspect opaque tokens (an opaque token names no issuer, so it would be sent to each); the first is at line 18")],
+        ),
+        (
+            issuer("    - issuer: https://b.example\n      jwks_uri: https://b.example/jwks\n      workspace_claim: org\n"),
+            vec![
+                (14, "oauth.issuers[0].workspaces: required when there is more than one issuer"),
+                (17, "oauth.issuers[1].workspaces: required when there is more than one issuer"),
+            ],
+        ),
+        (
+            issuer("      workspaces: [acme, nobody, acme]\n"),
+            vec![
+                (17, "oauth.issuers[0].workspaces[1]: unknown workspace \"nobody\""),
+                (17, "oauth.issuers[0].workspaces[2]: workspace \"acme\" is listed twice"),
+            ],
         ),
         (
             format!("{MINIMAL}  scopes_supported: [crm:read, crm:delete]\n"),
