@@ -17,8 +17,9 @@ use crate::policy::Upstream;
 /// Request headers that must not reach the upstream in this request.
 #[derive(Debug, Clone, Copy)]
 pub struct Strip {
-    /// The gateway answered `Expect: 100-continue` and holds the whole body; an upstream's
-    /// own 100 would reach the client as a second interim response.
+    /// The gateway reads the whole body itself (read in `request_filter`, or held back) and
+    /// answers `Expect: 100-continue` for it; an upstream's own 100 would reach the client as
+    /// a second interim response.
     pub expect: bool,
 }
 

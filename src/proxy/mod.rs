@@ -157,7 +157,15 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             return Ok(true);
         }
         match self.admit(session, ctx, &policy).await {
-            Ok(()) => Ok(false),
+            Ok(()) => {
+                if matches!(ctx.body, BodyPlan::Hold(_)) && expects_continue(session) {
+                    // The gateway holds the whole body before the upstream sees any of it, so
+                    // it answers for the body itself (`Expect` is not forwarded); waiting for
+                    // the upstream's 100 would leave a refusal with no final answer to send.
+                    session.write_continue_response().await?;
+                }
+                Ok(false)
+            }
             Err(denial) => {
                 self.send(session, ctx, &denial).await?;
                 Ok(true)
@@ -238,7 +246,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             ctx.identity.as_ref().expect("authenticated"),
             client_ip,
             forward::Strip {
-                expect: ctx.body_read,
+                expect: ctx.body_read || matches!(ctx.body, BodyPlan::Hold(_)),
             },
             |headers| {
                 // The client's id unsealed (it was checked as visible ASCII on the way in).
@@ -368,14 +376,17 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
     }
 
     /// Answers what failed after `request_filter`: a refused held-back body, or the upstream.
+    /// A final answer can still be sent while only an interim `100 Continue` went out.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let denial = ctx
-            .denial
-            .take()
+        let refused = ctx.denial.take();
+        if let Some(denial) = &refused {
+            // Counted as what was decided, even when it can no longer be sent.
+            ctx.outcome = outcome_of(denial);
+        }
+        let denial = refused
             .or_else(|| forward::upstream_failure(e))
             .or_else(|| forward::client_fault(e));
-        let can_write = session.response_written().is_none();
-        let error_code = match (&denial, can_write) {
+        let error_code = match (&denial, final_status(session).is_none()) {
             (Some(denial), true) => {
                 if matches!(
                     denial,
@@ -436,7 +447,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             method,
             tool,
             outcome: ctx.outcome,
-            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            status: final_status(session).unwrap_or(0),
             upstream_status: ctx.upstream_status,
             duration: ctx.started.elapsed(),
             bytes_in: session.body_bytes_read(),
@@ -447,5 +458,38 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         self.usage.record(&finished);
         let id = ctx.request_id.get_or_insert_with(RequestId::generate);
         access_log::record(&finished, id.as_bytes());
+    }
+}
+
+/// The final status the client was sent, if any: a `100 Continue` is not an answer, and a
+/// refusal may still follow it.
+fn final_status(session: &Session) -> Option<u16> {
+    session
+        .response_written()
+        .map(|r| r.status)
+        .filter(|status| !status.is_informational())
+        .map(|status| status.as_u16())
+}
+
+/// The client asked to be told to send its body (`Expect: 100-continue`).
+fn expects_continue(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// How a refusal is counted: the mapping `send` applies when it answers one, for a refusal
+/// decided after the answer could no longer be sent.
+pub(super) fn outcome_of(denial: &Denial) -> Outcome {
+    match denial {
+        Denial::TooLarge { .. } => Outcome::TooLarge,
+        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => Outcome::UpstreamError,
+        Denial::Limited(d) => Outcome::RateLimited {
+            concurrency: matches!(d, crate::limits::Denied::Concurrency { .. }),
+        },
+        Denial::AuthThrottled { .. } => Outcome::RateLimited { concurrency: false },
+        _ => Outcome::Denied,
     }
 }

@@ -241,3 +241,124 @@ async fn a_refused_post_closes_the_connection_and_expect_continue_works() {
     );
     assert_eq!(s.up.calls.count("search_deals"), 1);
 }
+
+/// Sends a POST with `Expect: 100-continue`, waits for the interim answer before sending the
+/// body (as curl and most HTTP clients do), and returns the interim head and what followed.
+fn post_after_continue(addr: std::net::SocketAddr, key: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let (mut stream, interim, mut rest) = open(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nExpect: 100-continue\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+    );
+    stream.write_all(body.as_bytes()).unwrap();
+    // The gateway may close while an unread part of a refused body is still in flight; what
+    // it answered first is what counts.
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    (interim, String::from_utf8_lossy(&rest).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_told_to_continue_still_gets_the_502_of_a_dead_upstream() {
+    let keys = Keys::new();
+    let dead = free_port();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(dead, addr, admin, &keys, "", DEFAULT_LIMITS);
+    let key = key_header(&keys.full);
+    let ((interim, answer), text) = blocking(move || {
+        let gw = Gateway::start(addr, admin, &policy);
+        let answered = post_after_continue(addr, &key, &call(8, "search_deals", json!({})));
+        let counted = |text: &str| {
+            metric(
+                text,
+                "mcpwarden_upstream_errors_total",
+                &[("kind", "connect")],
+            ) == Some(1.0)
+        };
+        assert!(eventually(3, || counted(&gw.metrics())), "{}", gw.metrics());
+        (answered, gw.metrics())
+    })
+    .await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer:?}");
+    assert!(answer.contains("-32006"), "{answer}");
+    assert_eq!(
+        metric(
+            &text,
+            "mcpwarden_upstream_errors_total",
+            &[("kind", "reset")]
+        ),
+        Some(0.0)
+    );
+    let requests = |outcome| {
+        metric(
+            &text,
+            "mcpwarden_requests_total",
+            &[("key", "full"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("upstream_error"), Some(1.0), "{text}");
+    assert_eq!(requests("ok"), Some(0.0), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_body_is_told_to_continue_by_the_gateway_and_refused_with_403() {
+    // An upstream that reads what it is sent and never answers: any `100 Continue` the client
+    // gets is the gateway's own.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = silent.local_addr().unwrap();
+    let received = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut conn, _) = silent.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let _ = conn.read_to_end(&mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(upstream_addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    let key = key_header(&keys.reader);
+    // Over Pingora's 64 KiB retry buffer: held back until complete, then authorized.
+    let body = call(3, "create_deal", json!({"name": "x".repeat(70_000)}));
+    let ((interim, answer), text) = blocking(move || {
+        let gw = Gateway::start(addr, admin, &policy);
+        let answered = post_after_continue(addr, &key, &body);
+        let denied = [
+            ("key", "reader"),
+            ("tool", "create_deal"),
+            ("outcome", "denied"),
+        ];
+        let counted = |text: &str| metric(text, "mcpwarden_requests_total", &denied) == Some(1.0);
+        assert!(eventually(3, || counted(&gw.metrics())), "{}", gw.metrics());
+        (answered, gw.metrics())
+    })
+    .await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
+    assert!(answer.contains("-32003"), "{answer}");
+    let ok = [
+        ("key", "reader"),
+        ("tool", "create_deal"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(
+        metric(&text, "mcpwarden_requests_total", &ok),
+        Some(0.0),
+        "{text}"
+    );
+    // The upstream saw the request head, without `Expect`, and not one byte of the body.
+    let received = received.join().unwrap().to_ascii_lowercase();
+    assert!(received.starts_with("post /mcp"), "{received}");
+    assert!(!received.contains("expect:"), "{received}");
+    assert!(received.ends_with("\r\n\r\n"), "{received}");
+}
