@@ -371,4 +371,20 @@ async fn a_valid_key_refused_after_authentication_is_counted_under_its_key() {
         "{}",
         gw.metrics()
     );
+    // The usage page's Denied column counts them too, and says so.
+    let admin = gw.admin;
+    let (usage, page) = blocking(move || {
+        let page = crate::usage::get(admin, "/usage").text();
+        (crate::usage::usage_json(admin), page)
+    })
+    .await;
+    assert_eq!(crate::usage::row(&usage, "acme", "full")["denied"], 2);
+    let denied_title = page
+        .split("<th ")
+        .find(|th| th.contains(">Denied</th>"))
+        .unwrap();
+    assert!(
+        denied_title.contains("(404)") && denied_title.contains("(405)"),
+        "{denied_title}"
+    );
 }
