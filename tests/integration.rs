@@ -34,6 +34,8 @@ mod oauth;
 mod oauth_client;
 #[path = "integration/reload.rs"]
 mod reload;
+#[path = "integration/upstream_failures.rs"]
+mod upstream_failures;
 #[path = "integration/upstream_selfcheck.rs"]
 mod upstream_selfcheck;
 #[path = "integration/usage.rs"]

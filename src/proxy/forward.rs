@@ -172,12 +172,19 @@ fn dashed_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The wire answer for an upstream failure, or None when the failure is the client's.
+///
+/// A read or write timeout is the upstream's only when its source is: a client that stalls
+/// while sending a body the gateway holds times out on Pingora's downstream read, and is not
+/// an upstream that timed out.
 pub fn upstream_failure(e: &Error) -> Option<Denial> {
+    let upstream = e.esource() == &ErrorSource::Upstream;
     match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+        // Only the upstream is ever connected to.
+        ErrorType::ConnectTimedout => Some(Denial::UpstreamTimeout),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout if upstream => {
             Some(Denial::UpstreamTimeout)
         }
-        _ if e.esource() == &ErrorSource::Upstream => Some(Denial::UpstreamUnreachable),
+        _ if upstream => Some(Denial::UpstreamUnreachable),
         ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
             Some(Denial::UpstreamUnreachable)
         }
@@ -185,9 +192,66 @@ pub fn upstream_failure(e: &Error) -> Option<Denial> {
     }
 }
 
+/// The `kind` of `mcpwarden_upstream_errors_total` for a failure after the client's answer
+/// began: `timeout` or `reset` when the upstream failed, `None` when the failure is the
+/// client's, or when the upstream had answered 5xx — counted as `status_5xx` already, and one
+/// failing answer is one upstream error.
+pub fn mid_response_kind(e: &Error, upstream_status: Option<u16>) -> Option<&'static str> {
+    if upstream_status.is_some_and(|status| status >= 500) {
+        return None;
+    }
+    match upstream_failure(e)? {
+        Denial::UpstreamTimeout => Some("timeout"),
+        _ => Some("reset"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn error(etype: ErrorType, source: ErrorSource) -> Box<Error> {
+        let mut e = Error::explain(etype, "test");
+        match source {
+            ErrorSource::Upstream => e.as_up(),
+            ErrorSource::Downstream => e.as_down(),
+            _ => {}
+        }
+        e
+    }
+
+    #[test]
+    fn a_client_that_stalls_is_not_an_upstream_timeout() {
+        for etype in [ErrorType::ReadTimedout, ErrorType::WriteTimedout] {
+            let client = error(etype.clone(), ErrorSource::Downstream);
+            assert_eq!(upstream_failure(&client), None);
+            // Nor is it answered: the client is the one not talking.
+            assert_eq!(client_fault(&client), None);
+            assert_eq!(mid_response_kind(&client, Some(200)), None);
+            let upstream = error(etype, ErrorSource::Upstream);
+            assert_eq!(upstream_failure(&upstream), Some(Denial::UpstreamTimeout));
+        }
+        let connect = error(ErrorType::ConnectTimedout, ErrorSource::Upstream);
+        assert_eq!(upstream_failure(&connect), Some(Denial::UpstreamTimeout));
+        let refused = error(ErrorType::ConnectRefused, ErrorSource::Upstream);
+        assert_eq!(
+            upstream_failure(&refused),
+            Some(Denial::UpstreamUnreachable)
+        );
+    }
+
+    #[test]
+    fn a_failure_mid_response_is_counted_by_its_kind_and_once() {
+        let stalled = error(ErrorType::ReadTimedout, ErrorSource::Upstream);
+        assert_eq!(mid_response_kind(&stalled, Some(200)), Some("timeout"));
+        let closed = error(ErrorType::ConnectionClosed, ErrorSource::Upstream);
+        assert_eq!(mid_response_kind(&closed, Some(200)), Some("reset"));
+        // A 5xx is counted as `status_5xx` when its head arrives; not twice.
+        assert_eq!(mid_response_kind(&closed, Some(502)), None);
+        assert_eq!(mid_response_kind(&stalled, Some(500)), None);
+        let client_gone = error(ErrorType::ConnectionClosed, ErrorSource::Downstream);
+        assert_eq!(mid_response_kind(&client_gone, Some(200)), None);
+    }
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {

@@ -408,10 +408,12 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             }
             _ => {
                 if e.esource() == &ErrorSource::Upstream {
-                    self.metrics
-                        .upstream_errors
-                        .with_label_values(&["reset"])
-                        .inc();
+                    if let Some(kind) = forward::mid_response_kind(e, ctx.upstream_status) {
+                        self.metrics
+                            .upstream_errors
+                            .with_label_values(&[kind])
+                            .inc();
+                    }
                     ctx.outcome = Outcome::UpstreamError;
                 }
                 0
