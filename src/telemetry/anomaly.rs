@@ -4,7 +4,9 @@
 //! `score = max(0, (last minute − mean) / deviation)`, where the deviation is the larger of the
 //! baseline's standard deviation, Poisson noise (√mean) and one request: a perfectly even key
 //! would otherwise have a deviation of 0, and one extra request would look infinite. Around 0
-//! is usual; above [`SPIKE`] is a spike.
+//! is usual; above [`SPIKE`] is a spike. A minute with fewer than [`MIN_SPIKE_REQUESTS`]
+//! requests scores at most [`SPIKE`]: against a deviation of one request, a quiet key waking
+//! up (4 requests after an idle hour) would otherwise be a spike.
 //!
 //! Invariants:
 //! - Plain arithmetic over counts and minute numbers: no clock, no I/O. The caller feeds each
@@ -20,6 +22,9 @@
 
 /// Above this, a key's use is a spike worth a look (about three deviations above its usual).
 pub const SPIKE: f64 = 3.0;
+/// Fewest requests in a minute that can be a spike, whatever the key's usual: a handful of
+/// requests is not worth a look.
+pub const MIN_SPIKE_REQUESTS: u64 = 10;
 /// A spike is over once the score is back at or below this.
 pub const CALM: f64 = 1.0;
 /// Minutes of history before a key is scored, and before a new tool is flagged.
@@ -68,12 +73,18 @@ impl Baseline {
     }
 
     /// How far `current` (requests in the last minute) is above the usual, in deviations; 0
-    /// while warming up or when below the mean.
+    /// while warming up or when below the mean, at most [`SPIKE`] below
+    /// [`MIN_SPIKE_REQUESTS`].
     pub fn score(&self, current: u64) -> f64 {
         if !self.warm() {
             return 0.0;
         }
-        ((current as f64 - self.mean) / self.deviation()).max(0.0)
+        let score = ((current as f64 - self.mean) / self.deviation()).max(0.0);
+        if current < MIN_SPIKE_REQUESTS {
+            score.min(SPIKE)
+        } else {
+            score
+        }
     }
 }
 

@@ -44,7 +44,28 @@ fn an_idle_key_is_measured_against_one_request_a_minute() {
     let b = steady(0, 120);
     assert_eq!(b.deviation(), 1.0);
     assert_eq!(b.score(3), 3.0);
-    assert!(b.score(4) > SPIKE);
+    assert_eq!(b.score(MIN_SPIKE_REQUESTS), MIN_SPIKE_REQUESTS as f64);
+}
+
+#[test]
+fn a_quiet_key_waking_up_with_a_handful_of_requests_is_no_spike() {
+    let b = steady(0, 120);
+    for current in 4..MIN_SPIKE_REQUESTS {
+        assert_eq!(b.score(current), SPIKE, "{current} requests");
+    }
+    assert!(b.score(MIN_SPIKE_REQUESTS) > SPIKE);
+    // So the detector neither warns nor exports a spike for it...
+    let mut d = Detector::new(0);
+    for minute in 1..=120 {
+        assert_eq!(d.update(minute, |_| 0, 0), None);
+    }
+    assert_eq!(d.update(121, |_| 0, MIN_SPIKE_REQUESTS - 1), None);
+    assert_eq!(d.score(), SPIKE);
+    // ...and ten requests are one.
+    assert!(matches!(
+        d.update(122, |_| 0, MIN_SPIKE_REQUESTS),
+        Some(Change::Spike { .. })
+    ));
 }
 
 #[test]
