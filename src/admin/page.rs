@@ -195,6 +195,89 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::usage::report::{PolicyState, Requests};
+
+    /// A client id an authorization server with open registration would let anyone choose.
+    const HOSTILE: &str = "oauth:<img src=x onerror=alert(1)>\"&'";
+
+    fn page_with_key(key: &str) -> String {
+        let now = 1_800_000_000;
+        render(&Report {
+            generated_at: now,
+            policy: PolicyState {
+                generation: 1,
+                last_reload: Some(now),
+                last_error: None,
+            },
+            keys: vec![KeyRow {
+                workspace: "acme".into(),
+                key: key.into(),
+                requests: Requests {
+                    minute: 1,
+                    hour: 2,
+                    day: 3,
+                },
+                denied: 0,
+                rate_limited: 0,
+                concurrency_limited: 0,
+                truncated: 0,
+                bytes_out: 10,
+                last_seen: Some(now - 5),
+                anomaly_score: 0.0,
+                created: None,
+                expires: None,
+            }],
+        })
+    }
+
+    /// The attributes of a start tag (`<tr a="1" b="2">`) as (name, value) pairs, or `None`
+    /// when any attribute is not `name="value"` with nothing else between them.
+    fn quoted_attributes(tag: &str) -> Option<Vec<(&str, &str)>> {
+        let inner = tag.strip_prefix('<')?.strip_suffix('>')?;
+        let (_, mut rest) = inner.split_once(' ').unwrap_or((inner, ""));
+        let mut attributes = Vec::new();
+        while !rest.is_empty() {
+            let (name, after) = rest.split_once("=\"")?;
+            let name_ok =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            let (value, after) = after.split_once('"')?;
+            if !name_ok || value.contains(['<', '>']) {
+                return None;
+            }
+            attributes.push((name, value));
+            rest = after.strip_prefix(' ').unwrap_or(after);
+        }
+        Some(attributes)
+    }
+
+    #[test]
+    fn a_hostile_client_id_is_text_and_never_markup() {
+        let page = page_with_key(HOSTILE);
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("onerror=alert(1)>"), "{page}");
+        let escaped = "oauth:&lt;img src=x onerror=alert(1)&gt;&quot;&amp;&#39;";
+        let start = page.find("<tr data-workspace").expect("the key's row");
+        let row = &page[start..start + page[start..].find("</tr>").unwrap()];
+        // Every tag of the row, its own included, has only quoted attributes, and the id is
+        // one attribute's whole value, and a cell's whole text.
+        let mut tags = 0;
+        for piece in row.split('<').skip(1) {
+            let tag = format!("<{}>", piece.split_once('>').unwrap().0);
+            if tag.starts_with("</") {
+                continue;
+            }
+            let attributes = quoted_attributes(&tag).unwrap_or_else(|| panic!("{tag}"));
+            tags += 1;
+            if tag.starts_with("<tr") {
+                assert_eq!(
+                    attributes,
+                    [("data-workspace", "acme"), ("data-key", escaped)]
+                );
+            }
+        }
+        assert_eq!(tags, 1 + 14, "{row}");
+        assert!(row.contains(&format!("<td>{escaped}</td>")), "{row}");
+    }
 
     #[test]
     fn text_is_escaped_and_sizes_and_ages_read_at_a_glance() {
