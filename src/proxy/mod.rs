@@ -9,6 +9,7 @@
 
 mod admit;
 pub mod forward;
+mod outcome;
 pub mod request;
 pub mod request_id;
 pub mod response;
@@ -38,6 +39,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::telemetry::usage::Usage;
 use crate::telemetry::{Finished, Outcome, access_log};
 use admit::client_ip;
+use outcome::{final_status, outcome_of};
 use request::Checked;
 use request_id::RequestId;
 use response::{ToolsFilter, cap_response};
@@ -158,7 +160,9 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         }
         match self.admit(session, ctx, &policy).await {
             Ok(()) => {
-                if matches!(ctx.body, BodyPlan::Hold(_)) && expects_continue(session) {
+                if matches!(ctx.body, BodyPlan::Hold(_))
+                    && request::expects_continue(&session.req_header().headers)
+                {
                     // The gateway holds the whole body before the upstream sees any of it, so
                     // it answers for the body itself (`Expect` is not forwarded); waiting for
                     // the upstream's 100 would leave a refusal with no final answer to send.
@@ -460,38 +464,5 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         self.usage.record(&finished);
         let id = ctx.request_id.get_or_insert_with(RequestId::generate);
         access_log::record(&finished, id.as_bytes());
-    }
-}
-
-/// The final status the client was sent, if any: a `100 Continue` is not an answer, and a
-/// refusal may still follow it.
-fn final_status(session: &Session) -> Option<u16> {
-    session
-        .response_written()
-        .map(|r| r.status)
-        .filter(|status| !status.is_informational())
-        .map(|status| status.as_u16())
-}
-
-/// The client asked to be told to send its body (`Expect: 100-continue`).
-fn expects_continue(session: &Session) -> bool {
-    session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-/// How a refusal is counted: the mapping `send` applies when it answers one, for a refusal
-/// decided after the answer could no longer be sent.
-pub(super) fn outcome_of(denial: &Denial) -> Outcome {
-    match denial {
-        Denial::TooLarge { .. } => Outcome::TooLarge,
-        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => Outcome::UpstreamError,
-        Denial::Limited(d) => Outcome::RateLimited {
-            concurrency: matches!(d, crate::limits::Denied::Concurrency { .. }),
-        },
-        Denial::AuthThrottled { .. } => Outcome::RateLimited { concurrency: false },
-        _ => Outcome::Denied,
     }
 }

@@ -84,8 +84,16 @@ pub fn check_shape(method: &http::Method, headers: &HeaderMap) -> Result<Option<
     Ok(length)
 }
 
-/// A body the gateway refuses (boxed: refusals are rare, and it is large): why, the id its error carries, and the `method` and `tool`
-/// labels it is counted under (empty when the body is not JSON-RPC).
+/// The client waits to be told to send its body (`Expect: 100-continue`).
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// A body the gateway refuses (boxed: refusals are rare, and it is large): why, the id its
+/// error carries, and the `method` and `tool` labels it is counted under (empty when the body
+/// is not JSON-RPC).
 #[derive(Debug)]
 pub struct Refused {
     pub denial: Denial,
