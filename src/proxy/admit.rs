@@ -8,6 +8,7 @@ use pingora::Result;
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
 
+use super::outcome::outcome_of;
 use super::request::{self, RETRY_BUFFER};
 use super::request_id;
 use super::{BodyPlan, Ctx, Gateway, SESSION_HEADER};
@@ -16,7 +17,6 @@ use crate::denial::{self, Denial};
 use crate::limits::Limiter;
 use crate::policy::Policy;
 use crate::policy::store::now;
-use crate::telemetry::Outcome;
 
 impl<L: Limiter> Gateway<L> {
     /// Everything `request_filter` decides, in the contract's order. `Err` is the answer.
@@ -208,12 +208,7 @@ pub(super) async fn serve_metadata(session: &mut Session, policy: &Policy) -> Re
 /// upstream. Answers `Expect: 100-continue` first, since the client waits for it.
 async fn read_whole_body(session: &mut Session, length: u64) -> Result<BytesMut, Denial> {
     const UNREADABLE: Denial = Denial::InvalidRequest("could not read the request body");
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
+    if request::expects_continue(&session.req_header().headers) {
         session
             .write_continue_response()
             .await
@@ -232,16 +227,4 @@ pub(super) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
-}
-
-fn outcome_of(denial: &Denial) -> Outcome {
-    match denial {
-        Denial::TooLarge { .. } => Outcome::TooLarge,
-        Denial::UpstreamUnreachable | Denial::UpstreamTimeout => Outcome::UpstreamError,
-        Denial::Limited(d) => Outcome::RateLimited {
-            concurrency: matches!(d, crate::limits::Denied::Concurrency { .. }),
-        },
-        Denial::AuthThrottled { .. } => Outcome::RateLimited { concurrency: false },
-        _ => Outcome::Denied,
-    }
 }
