@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, split);
     assert_eq!(cut_whole, cut_split);
     assert!(whole.len() as u64 <= limit, "{} > {limit}", whole.len());
-    let json = |b: &[u8]| serde_json::from_slice::<serde_json::IgnoredAny>(b).is_ok();
+    let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).is_ok();
     if cut_whole && content_type == "application/json" && json(body) {
         assert!(json(&whole), "{}", String::from_utf8_lossy(&whole));
     }

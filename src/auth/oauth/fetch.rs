@@ -231,6 +231,10 @@ fn build_tls_config() -> Result<Arc<ClientConfig>, String> {
     if roots.is_empty() {
         return Err("no system root certificates to check the server's".to_owned());
     }
+    // ring, already built for Pingora's rustls, rather than a second crypto library. Newer
+    // rustls releases deprecate it for lacking post-quantum key exchange, which fetching
+    // public key sets and introspection answers does not need.
+    #[allow(deprecated)]
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
