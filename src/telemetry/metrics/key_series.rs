@@ -15,6 +15,11 @@ use prometheus::IntCounter;
 use super::families::{Families, LIMITS, OUTCOMES, Row};
 use crate::telemetry::{Finished, Outcome};
 
+/// Rows (method and tool pairs with series of their own) one key may have; later new pairs
+/// share the `other`/`other` row. Ordinary use is a few dozen.
+pub const MAX_ROWS: usize = 256;
+const OTHER: &str = "other";
+
 /// Method → tool → row.
 type Rows = HashMap<Box<str>, HashMap<Box<str>, Arc<Row>, RandomState>, RandomState>;
 
@@ -104,7 +109,9 @@ impl KeySeries {
     }
 
     /// The first request of a method and tool for this key: creates its series (or, for a
-    /// retired key, counts nowhere).
+    /// retired key, counts nowhere). Past [`MAX_ROWS`] rows of its own, a key's new method and
+    /// tool pairs share one row labelled `other`/`other`, so a key inventing names (under a
+    /// glob its rules allow) cannot grow its series without bound.
     fn add_row(&self, method: &str, tool: &str, families: &Families) -> Arc<Row> {
         let retired = self.grow.lock().expect("not poisoned");
         if *retired {
@@ -114,8 +121,20 @@ impl KeySeries {
         if let Some(row) = rows.get(method).and_then(|t| t.get(tool)) {
             return row.clone();
         }
-        let row = Arc::new(families.row(&self.workspace, &self.key, method, tool));
         let mut next = Rows::clone(&rows);
+        let made = next.values().flat_map(|tools| tools.values()).count();
+        let row = if made < MAX_ROWS {
+            Arc::new(families.row(&self.workspace, &self.key, method, tool))
+        } else {
+            // The shared row, made once (its labels are not a pair the request path makes:
+            // a method labelled `other` carries no tool).
+            next.entry(OTHER.into())
+                .or_default()
+                .entry(OTHER.into())
+                .or_insert_with(|| Arc::new(families.row(&self.workspace, &self.key, OTHER, OTHER)))
+                .clone()
+        };
+        // The pair maps to its row from now on, so its next requests take no lock.
         next.entry(method.into())
             .or_default()
             .insert(tool.into(), row.clone());

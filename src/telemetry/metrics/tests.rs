@@ -354,3 +354,42 @@ fn oauth_clients_past_the_cap_share_one_series() {
     assert_eq!(value(&text, "mcpwarden_requests_total", &own), Some(2.0));
     assert_eq!(value(&text, "mcpwarden_requests_total", &shared), Some(3.0));
 }
+
+#[test]
+fn a_key_inventing_names_gets_at_most_max_rows_of_its_own_then_shares_one() {
+    use super::key_series::MAX_ROWS;
+    let metrics = Metrics::new();
+    let p = policy(&["full"], false);
+    metrics.adopt(&p);
+    let full = identity(&p, "full");
+    let names: Vec<String> = (0..MAX_ROWS + 10).map(|i| format!("search_{i}")).collect();
+    for name in &names {
+        metrics.record(&request(Some(&full), name, Outcome::Ok));
+    }
+    // The invented names again: counted where they went the first time.
+    for name in &names[MAX_ROWS..] {
+        metrics.record(&request(Some(&full), name, Outcome::Ok));
+    }
+    let text = metrics.render();
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("mcpwarden_requests_total{") && l.contains("outcome=\"ok\""))
+        .filter(|l| l.contains("key=\"full\""))
+        .count();
+    assert_eq!(rows, MAX_ROWS + 1);
+    let shared = [
+        FULL[0],
+        FULL[1],
+        ("method", "other"),
+        ("tool", "other"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(
+        value(&text, "mcpwarden_requests_total", &shared),
+        Some(20.0)
+    );
+
+    // Revoked: every row goes, the shared one too.
+    metrics.adopt(&policy(&["other"], false));
+    assert!(!metrics.render().contains("key=\"full\""));
+}
