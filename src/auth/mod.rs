@@ -170,9 +170,14 @@ async fn by_token(token: &str, policy: &Policy, now: i64) -> Result<Identity, Er
         return Err(Error::BadToken);
     };
     let refused = |why: &dyn std::fmt::Display, error: Error| {
-        // The reason, never the token. A stream of these is bounded by the failed-
-        // authentication budget per address (except for the kinds that do not spend it).
-        tracing::info!(reason = %why, "bearer token refused");
+        // The reason, never the token. Refusals that spend the failed-authentication budget
+        // are bounded by it per address; the others (an expired token, a busy issuer) are
+        // ordinary and can come in floods, so they stay at debug.
+        if error.spends_budget() {
+            tracing::info!(reason = %why, "bearer token refused");
+        } else {
+            tracing::debug!(reason = %why, "bearer token refused");
+        }
         error
     };
     let claims = oauth.verify(token, now).await.map_err(|e| {
