@@ -27,6 +27,13 @@ fn policy(acme: &[&str], with_beta: bool) -> Policy {
     policy::compile(&yaml, "test.yaml").unwrap()
 }
 
+/// `policy` and a registry that has adopted it.
+fn adopted(policy: Policy) -> (Policy, Metrics) {
+    let metrics = Metrics::new();
+    metrics.adopt(&policy);
+    (policy, metrics)
+}
+
 fn identity(policy: &Policy, id: &str) -> Identity {
     let key = policy.keys.values().find(|k| &*k.id == id).unwrap();
     Identity::from_key(Arc::clone(key))
@@ -66,9 +73,7 @@ const FULL: [(&str, &str); 2] = [("workspace", "acme"), ("key", "full")];
 
 #[test]
 fn n_requests_of_a_key_show_as_exactly_n_in_every_family() {
-    let metrics = Metrics::new();
-    let p = policy(&["full", "reader"], false);
-    metrics.adopt(&p);
+    let (p, metrics) = adopted(policy(&["full", "reader"], false));
     let full = identity(&p, "full");
     for _ in 0..7 {
         metrics.record(&request(Some(&full), "search_deals", Outcome::Ok));
@@ -127,8 +132,7 @@ fn n_requests_of_a_key_show_as_exactly_n_in_every_family() {
 
 #[test]
 fn every_key_of_an_adopted_policy_has_its_per_key_series_at_zero() {
-    let metrics = Metrics::new();
-    metrics.adopt(&policy(&["full", "idle"], false));
+    let (_, metrics) = adopted(policy(&["full", "idle"], false));
     let text = metrics.render();
     let idle = [("workspace", "acme"), ("key", "idle")];
     assert_eq!(
@@ -157,9 +161,7 @@ fn every_key_of_an_adopted_policy_has_its_per_key_series_at_zero() {
 
 #[test]
 fn rate_limits_and_truncations_count_by_key_and_limit() {
-    let metrics = Metrics::new();
-    let p = policy(&["full"], false);
-    metrics.adopt(&p);
+    let (p, metrics) = adopted(policy(&["full"], false));
     let full = identity(&p, "full");
     let rate = Outcome::RateLimited { concurrency: false };
     let slots = Outcome::RateLimited { concurrency: true };
@@ -192,8 +194,7 @@ fn rate_limits_and_truncations_count_by_key_and_limit() {
 
 #[test]
 fn requests_without_an_identity_carry_empty_key_labels() {
-    let metrics = Metrics::new();
-    metrics.adopt(&policy(&["full"], false));
+    let (_, metrics) = adopted(policy(&["full"], false));
     metrics.record(&request(None, "", Outcome::Denied));
     metrics.record(&request(
         None,
@@ -217,9 +218,7 @@ fn requests_without_an_identity_carry_empty_key_labels() {
 
 #[test]
 fn a_key_that_leaves_the_policy_loses_its_series_and_one_that_stays_keeps_its_counts() {
-    let metrics = Metrics::new();
-    let before = policy(&["full", "reader"], true);
-    metrics.adopt(&before);
+    let (before, metrics) = adopted(policy(&["full", "reader"], true));
     let (full, reader, other) = (
         identity(&before, "full"),
         identity(&before, "reader"),
@@ -290,9 +289,7 @@ fn outcome_slots_follow_the_outcome_labels() {
 
 #[test]
 fn an_oauth_client_gets_its_series_on_first_use_and_keeps_them_across_reloads() {
-    let metrics = Metrics::new();
-    let before = fixture::with_oauth(policy(&["full"], true));
-    metrics.adopt(&before);
+    let (before, metrics) = adopted(fixture::with_oauth(policy(&["full"], true)));
     let app = fixture::client(&before, "acme", "app");
     let other = fixture::client(&before, "beta", "app");
     for _ in 0..3 {
@@ -326,9 +323,7 @@ fn an_oauth_client_gets_its_series_on_first_use_and_keeps_them_across_reloads() 
 
 #[test]
 fn oauth_clients_past_the_cap_share_one_series() {
-    let metrics = Metrics::new();
-    let p = fixture::with_oauth(policy(&["full"], false));
-    metrics.adopt(&p);
+    let (p, metrics) = adopted(fixture::with_oauth(policy(&["full"], false)));
     let cap = crate::telemetry::MAX_OAUTH_CLIENTS;
     for i in 0..cap + 3 {
         let c = fixture::client(&p, "acme", &format!("c{i}"));
@@ -358,9 +353,7 @@ fn oauth_clients_past_the_cap_share_one_series() {
 #[test]
 fn a_key_inventing_names_gets_at_most_max_rows_of_its_own_then_shares_one() {
     use super::key_series::MAX_ROWS;
-    let metrics = Metrics::new();
-    let p = policy(&["full"], false);
-    metrics.adopt(&p);
+    let (p, metrics) = adopted(policy(&["full"], false));
     let full = identity(&p, "full");
     let names: Vec<String> = (0..MAX_ROWS + 10).map(|i| format!("search_{i}")).collect();
     for name in &names {
