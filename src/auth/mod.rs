@@ -99,6 +99,11 @@ impl Identity {
         &self.key
     }
 
+    /// The same entry, for a record that outlives the request (the access log's).
+    pub fn shared_key(&self) -> &Arc<Key> {
+        &self.key
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.key.scopes.contains(scope)
     }
@@ -150,7 +155,9 @@ pub async fn authenticate(
 ) -> Result<Identity, Error> {
     match credential(headers)? {
         Credential::Key(key) => by_key(key, policy, now),
-        Credential::Token(token) => by_token(token, policy, now).await,
+        // Boxed: verifying a token may fetch its issuer's keys, a future of several KiB that
+        // would otherwise be part of every request's state, and copied with it, keys included.
+        Credential::Token(token) => Box::pin(by_token(token, policy, now)).await,
     }
 }
 

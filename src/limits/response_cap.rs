@@ -106,25 +106,29 @@ impl Cap {
     /// GET stream or a batch); `tools_call` says the request was a single `tools/call`, whose
     /// text result may be cut rather than replaced.
     pub fn for_response(head: Head<'_>, limit: u64, id: Id, tools_call: bool) -> Cap {
-        let json = !head.encoded && media_is(head.content_type, "application/json");
-        let sse = !head.encoded && media_is(head.content_type, "text/event-stream");
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let fits = head
             .length
             .map(|n| usize::try_from(n).is_ok_and(|n| n <= limit));
-        let state = match fits {
-            Some(true) => State::Pass { left: limit },
-            _ if sse => State::Stream {
-                splitter: Splitter::new(),
-                sent: 0,
-                reserve: too_large_event(&id, limit as u64).len(),
-            },
-            // A length over the limit: only a tools/call text result is worth reading.
-            Some(false) if !(json && tools_call) => State::Refuse,
-            _ => State::Hold {
-                held: Vec::new(),
-                repair: json && tools_call,
-            },
+        // The common case, a declared length within the limit, needs nothing else.
+        let state = if fits == Some(true) {
+            State::Pass { left: limit }
+        } else {
+            let json = !head.encoded && media_is(head.content_type, "application/json");
+            let sse = !head.encoded && media_is(head.content_type, "text/event-stream");
+            match fits {
+                _ if sse => State::Stream {
+                    splitter: Splitter::new(),
+                    sent: 0,
+                    reserve: too_large_event(&id, limit as u64).len(),
+                },
+                // A length over the limit: only a tools/call text result is worth reading.
+                Some(false) if !(json && tools_call) => State::Refuse,
+                _ => State::Hold {
+                    held: Vec::new(),
+                    repair: json && tools_call,
+                },
+            }
         };
         Cap {
             limit,

@@ -462,7 +462,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
         };
         self.metrics.record(&finished);
         self.usage.record(&finished);
-        let id = ctx.request_id.get_or_insert_with(RequestId::generate);
-        access_log::record(&finished, id.as_bytes());
+        let id = ctx.request_id.take().unwrap_or_else(RequestId::generate);
+        access_log::record(&finished, id.value);
     }
 }

@@ -74,9 +74,9 @@ pub struct Finished<'a> {
     pub identity: Option<&'a Identity>,
     /// The `method` label: a rule-matched method name, `other`, `batch`, or empty for a GET
     /// or DELETE and for requests refused before their body was read.
-    pub method: &'a str,
+    pub method: &'static str,
     /// The `tool` label: a rule-matched tool name, `other`, or empty.
-    pub tool: &'a str,
+    pub tool: &'static str,
     pub outcome: Outcome,
     /// The status the client received (0 when it received none: it went away first).
     pub status: u16,

@@ -60,6 +60,20 @@ fn escaped_tool_names_and_methods_are_unescaped() {
 }
 
 #[test]
+fn a_raw_control_character_in_a_name_is_not_json() {
+    // Names are taken verbatim when they hold no escape; the parser must have refused these.
+    for body in [
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/\tcall\",\"params\":{\"name\":\"x\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\nb\"}}",
+    ] {
+        assert!(
+            matches!(classify(body.as_bytes()), Err(ParseError::NotJson)),
+            "{body:?}"
+        );
+    }
+}
+
+#[test]
 fn tools_call_without_name_is_invalid() {
     for params in [
         r#"{}"#,

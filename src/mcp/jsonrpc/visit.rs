@@ -114,8 +114,11 @@ impl RawMessage<'_> {
 /// The decoded string if `raw` is a JSON string.
 fn string(raw: &RawValue) -> Option<String> {
     let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    // The parser has checked the token (no raw control characters, escapes well formed), so
+    // without a backslash its text is the string itself: the usual method and tool names.
+    if !inner.contains('\\') {
+        return Some(inner.to_owned());
     }
     serde_json::from_str(text).ok()
 }

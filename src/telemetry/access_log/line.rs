@@ -11,8 +11,7 @@ use std::io::Write;
 
 use jiff::Timestamp;
 
-use super::Format;
-use crate::telemetry::Finished;
+use super::{Entry, Format};
 
 /// The target other log lines name their module by; `grep mcpwarden::access` finds these.
 pub const TARGET: &str = "mcpwarden::access";
@@ -43,19 +42,14 @@ impl Stamps {
     }
 }
 
-/// Appends the line for `request` (ended at `now`) to `out`, with its newline.
-pub fn write(
-    out: &mut Vec<u8>,
-    stamps: &mut Stamps,
-    format: Format,
-    now: Timestamp,
-    r: &Finished<'_>,
-    id: &[u8],
-) {
+/// Appends the line for `r` to `out`, with its newline.
+pub fn write(out: &mut Vec<u8>, stamps: &mut Stamps, format: Format, r: &Entry) {
+    let now = r.at;
     let (workspace, key) = r
-        .identity
-        .map_or((None, None), |i| (Some(i.workspace()), Some(i.key_id())));
-    let id = std::str::from_utf8(id).unwrap_or("\u{fffd}");
+        .key
+        .as_ref()
+        .map_or((None, None), |k| (Some(&*k.workspace.name), Some(&*k.id)));
+    let id = std::str::from_utf8(r.request_id.as_bytes()).unwrap_or("\u{fffd}");
     let micros = u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX);
     match format {
         Format::Text => {

@@ -2,6 +2,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::HeaderValue;
 use jiff::Timestamp;
 
 use super::{AccessLog, Format, HIGH_WATER};
@@ -34,7 +35,7 @@ fn at() -> Timestamp {
     "2026-12-04T20:31:00.123456Z".parse().unwrap()
 }
 
-fn finished<'a>(identity: Option<&'a Identity>, tool: &'a str) -> Finished<'a> {
+fn finished<'a>(identity: Option<&'a Identity>, tool: &'static str) -> Finished<'a> {
     Finished {
         identity,
         method: "tools/call",
@@ -49,10 +50,15 @@ fn finished<'a>(identity: Option<&'a Identity>, tool: &'a str) -> Finished<'a> {
     }
 }
 
-fn one_line(format: Format, request: &Finished<'_>, id: &[u8]) -> String {
+/// A request id as the proxy hands it over (checked visible ASCII).
+fn id(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap()
+}
+
+fn one_line(format: Format, request: &Finished<'_>, request_id: &str) -> String {
     let out = Shared::default();
     let log = AccessLog::new(format, Box::new(out.clone()));
-    log.record_at(at(), request, id);
+    log.record_at(at(), request, id(request_id));
     log.flush();
     out.text()
 }
@@ -64,7 +70,7 @@ fn a_text_line_names_the_request_in_the_layout_of_the_other_log_lines() {
     let line = one_line(
         Format::Text,
         &finished(Some(&full), "search_deals"),
-        b"req-1",
+        "req-1",
     );
     assert_eq!(
         line,
@@ -81,7 +87,7 @@ fn a_json_line_has_every_field_with_its_type() {
     let line = one_line(
         Format::Json,
         &finished(Some(&full), "search_deals"),
-        b"req-1",
+        "req-1",
     );
     assert!(
         line.ends_with("}\n") && line.matches('\n').count() == 1,
@@ -111,7 +117,7 @@ fn a_request_without_identity_or_upstream_answer_says_so() {
     refused.outcome = Outcome::Denied;
     refused.status = 401;
     refused.upstream_status = None;
-    let text = one_line(Format::Text, &refused, b"abc");
+    let text = one_line(Format::Text, &refused, "abc");
     assert!(
         text.contains("workspace=\"\" key=\"\" method=\"\" tool=\"\" outcome=denied status=401"),
         "{text}"
@@ -121,7 +127,7 @@ fn a_request_without_identity_or_upstream_answer_says_so() {
         "{text}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&one_line(Format::Json, &refused, b"abc")).unwrap();
+        serde_json::from_str(&one_line(Format::Json, &refused, "abc")).unwrap();
     let fields = &json["fields"];
     assert_eq!(fields["workspace"], serde_json::Value::Null);
     assert_eq!(fields["key"], serde_json::Value::Null);
@@ -134,14 +140,14 @@ fn a_client_chosen_tool_name_cannot_break_or_forge_a_line() {
     // A glob like `search_*` lets a client pick the rest of the name.
     let evil = "search_x\" outcome=ok\nfake line key=admin";
     for format in [Format::Text, Format::Json] {
-        let line = one_line(format, &finished(None, evil), b"id\"=x");
+        let line = one_line(format, &finished(None, evil), "id\"=x");
         assert_eq!(line.matches('\n').count(), 1, "{line}");
     }
-    let json = one_line(Format::Json, &finished(None, evil), b"id\"=x");
+    let json = one_line(Format::Json, &finished(None, evil), "id\"=x");
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["fields"]["tool"], evil);
     assert_eq!(json["fields"]["request_id"], "id\"=x");
-    let text = one_line(Format::Text, &finished(None, evil), b"id\"=x");
+    let text = one_line(Format::Text, &finished(None, evil), "id\"=x");
     assert!(
         text.contains(r#"tool="search_x\" outcome=ok\nfake line key=admin" outcome=ok"#),
         "{text}"
@@ -155,7 +161,7 @@ fn lines_never_carry_the_key_or_its_hash() {
     let key = &keys["full"];
     let full = Identity::from_key(policy.keys[&key.hash()].clone());
     for format in [Format::Text, Format::Json] {
-        let line = one_line(format, &finished(Some(&full), "search_deals"), b"r");
+        let line = one_line(format, &finished(Some(&full), "search_deals"), "r");
         assert!(!line.contains(key.expose()), "{line}");
         assert!(!line.contains(&hash_hex(key.expose())), "{line}");
     }
@@ -166,21 +172,20 @@ fn lines_wait_in_memory_until_a_flush_or_the_high_water_mark_and_come_out_in_ord
     let out = Shared::default();
     let log = AccessLog::new(Format::Text, Box::new(out.clone()));
     let ids: Vec<String> = (0..10_000).map(|i| format!("r{i}")).collect();
-    log.record_at(at(), &finished(None, "search_deals"), ids[0].as_bytes());
+    log.record_at(at(), &finished(None, "search_deals"), id(&ids[0]));
     assert_eq!(out.text(), "", "lines wait for the flush");
     let mut n = 1;
     while out.text().is_empty() {
-        log.record_at(at(), &finished(None, "search_deals"), ids[n].as_bytes());
+        log.record_at(at(), &finished(None, "search_deals"), id(&ids[n]));
         n += 1;
     }
-    let written = out.text();
-    assert!(written.len() >= HIGH_WATER, "{}", written.len());
+    assert_eq!(n, HIGH_WATER, "the entry that filled the batch wrote it");
     assert_eq!(
-        written.lines().count(),
+        out.text().lines().count(),
         n,
         "the line that filled the batch went with it"
     );
-    log.record_at(at(), &finished(None, "search_deals"), ids[n].as_bytes());
+    log.record_at(at(), &finished(None, "search_deals"), id(&ids[n]));
     log.flush();
     let lines: Vec<String> = out.text().lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), n + 1);
@@ -200,7 +205,7 @@ fn timestamps_stay_right_across_seconds_with_the_date_formatted_once_a_second() 
         "2026-12-31T23:59:59.25Z",
         "2027-01-01T00:00:00Z",
     ] {
-        log.record_at(at.parse().unwrap(), &finished(None, ""), b"r");
+        log.record_at(at.parse().unwrap(), &finished(None, ""), id("r"));
     }
     log.flush();
     let stamps: Vec<String> = out

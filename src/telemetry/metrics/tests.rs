@@ -39,7 +39,11 @@ fn identity(policy: &Policy, id: &str) -> Identity {
     Identity::from_key(Arc::clone(key))
 }
 
-fn request<'a>(identity: Option<&'a Identity>, tool: &'a str, outcome: Outcome) -> Finished<'a> {
+fn request<'a>(
+    identity: Option<&'a Identity>,
+    tool: &'static str,
+    outcome: Outcome,
+) -> Finished<'a> {
     Finished {
         identity,
         method: if tool.is_empty() { "" } else { "tools/call" },
@@ -355,7 +359,10 @@ fn a_key_inventing_names_gets_at_most_max_rows_of_its_own_then_shares_one() {
     use super::key_series::MAX_ROWS;
     let (p, metrics) = adopted(policy(&["full"], false));
     let full = identity(&p, "full");
-    let names: Vec<String> = (0..MAX_ROWS + 10).map(|i| format!("search_{i}")).collect();
+    // Label names live as long as the process, as the proxy's interned ones do.
+    let names: Vec<&'static str> = (0..MAX_ROWS + 10)
+        .map(|i| &*format!("search_{i}").leak())
+        .collect();
     for name in &names {
         metrics.record(&request(Some(&full), name, Outcome::Ok));
     }

@@ -27,7 +27,11 @@ fn identity<'a>(ids: &'a [Identity], key: &str) -> &'a Identity {
     ids.iter().find(|i| i.key_id() == key).unwrap()
 }
 
-fn request<'a>(identity: Option<&'a Identity>, outcome: Outcome, tool: &'a str) -> Finished<'a> {
+fn request<'a>(
+    identity: Option<&'a Identity>,
+    outcome: Outcome,
+    tool: &'static str,
+) -> Finished<'a> {
     Finished {
         identity,
         method: if tool.is_empty() { "" } else { "tools/call" },
