@@ -120,6 +120,33 @@ impl Rule {
     pub fn matches(&self, name: &str) -> bool {
         self.patterns.iter().any(|g| g.matches(name))
     }
+
+    /// How this rule matches `name`: as written in the policy, by a glob, or not at all.
+    pub fn naming(&self, name: &str) -> Naming {
+        if self
+            .patterns
+            .iter()
+            .any(|g| g.is_literal() && g.matches(name))
+        {
+            Naming::Literal
+        } else if self.matches(name) {
+            Naming::Glob
+        } else {
+            Naming::None
+        }
+    }
+}
+
+/// How a policy rule matches a method or tool name, which decides how the name is labelled
+/// in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// No rule matches it.
+    None,
+    /// A rule names it exactly: the name is the policy's own text.
+    Literal,
+    /// Only a glob matches it, so the client chose the rest of it.
+    Glob,
 }
 
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use crate::auth::Identity;
 use crate::authorize;
 use crate::denial::Denial;
 use crate::mcp::jsonrpc::{self, Id};
-use crate::policy::Policy;
+use crate::policy::{Naming, Policy};
 use crate::wire;
 
 /// What Pingora keeps for replay (its retry buffer); bodies up to this size are read and
@@ -159,10 +159,12 @@ pub fn evaluate(
     }
 }
 
-/// Metric labels for one message: a name a policy rule matches, else `other`. Rules are
-/// globs, so an authenticated client could still invent matching names
-/// (`notifications/<random>`); the first [`LabelNames::CAP`] distinct names are labelled by
-/// name and later new ones as `other`, so no client can grow the series without bound.
+/// Metric labels for one message: a name a policy rule matches, else `other`. Rules may be
+/// globs, so an authenticated client could invent matching names (`search_<random>`): names
+/// a rule names exactly are always labelled by name (the policy's text bounds them), while of
+/// the names only a glob matches, the first [`LabelNames::CAP`] are labelled by name and later
+/// new ones as `other`, so no client can grow the series without bound, nor push the
+/// policy's own names into `other`.
 fn labels(
     policy: &Policy,
     method: Option<&str>,
@@ -176,18 +178,28 @@ fn labels(
     let method_label = if method == "tools/call" {
         "tools/call"
     } else {
-        NAMES.label(policy.method_rule(method).is_some(), method)
+        let naming = policy
+            .method_rule(method)
+            .map_or(Naming::None, |r| r.naming(method));
+        NAMES.label(naming, method)
     };
-    let tool_label = tool.map_or("", |t| NAMES.label(policy.tool_rule(t).is_some(), t));
+    let tool_label = tool.map_or("", |t| {
+        let naming = policy.tool_rule(t).map_or(Naming::None, |r| r.naming(t));
+        NAMES.label(naming, t)
+    });
     (method_label, tool_label)
 }
 
-/// The set of method and tool names that metrics label by name, bounded.
+/// The method and tool names metrics label by name.
 ///
-/// Names are interned for the life of the process (leaked): at most [`LabelNames::CAP`] of
-/// them, ever, so labelling a request allocates nothing.
+/// Names are interned for the life of the process (leaked), so labelling a request allocates
+/// nothing once its names are known: every name a policy rule names exactly (bounded by the
+/// policies an operator writes), and at most [`LabelNames::CAP`] names that only a glob
+/// matched (a few more if requests race for the last places).
 pub struct LabelNames {
     seen: dashmap::DashSet<&'static str, ahash::RandomState>,
+    /// Names interned because a glob matched them: the ones a client can choose.
+    invented: std::sync::atomic::AtomicUsize,
     cap: usize,
 }
 
@@ -197,25 +209,32 @@ impl LabelNames {
     pub fn new(cap: usize) -> Self {
         Self {
             seen: dashmap::DashSet::default(),
+            invented: std::sync::atomic::AtomicUsize::new(0),
             cap,
         }
     }
 
-    /// `name` when a rule matched it and it is known or there is room; else `other`.
-    pub fn label(&self, matched: bool, name: &str) -> &'static str {
-        if !matched {
+    /// `name` when a rule matched it and it is known, written in the policy, or there is
+    /// room for another invented name; else `other`.
+    pub fn label(&self, naming: Naming, name: &str) -> &'static str {
+        use std::sync::atomic::Ordering::Relaxed;
+        if naming == Naming::None {
             return "other";
         }
         if let Some(known) = self.seen.get(name) {
             return *known;
         }
-        if self.seen.len() >= self.cap {
+        let invented = naming == Naming::Glob;
+        if invented && self.invented.load(Relaxed) >= self.cap {
             return "other";
         }
         // Two requests may intern the same new name at once; the loser's copy is the only
         // one ever wasted, and only once per name.
         let interned: &'static str = Box::leak(name.into());
         if self.seen.insert(interned) {
+            if invented {
+                self.invented.fetch_add(1, Relaxed);
+            }
             interned
         } else {
             self.seen.get(name).map_or("other", |k| *k)

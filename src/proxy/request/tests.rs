@@ -135,14 +135,31 @@ fn labels_name_only_what_the_policy_knows() {
 }
 
 #[test]
-fn label_names_are_bounded() {
+fn invented_label_names_are_bounded_and_the_policys_own_names_always_kept() {
     let names = LabelNames::new(3);
     for i in 0..5 {
-        names.label(true, &format!("invented_{i}"));
+        names.label(Naming::Glob, &format!("invented_{i}"));
     }
-    assert_eq!(names.label(true, "invented_1"), "invented_1");
-    assert_eq!(names.label(true, "invented_4"), "other");
-    assert_eq!(names.label(false, "invented_0"), "other");
+    assert_eq!(names.label(Naming::Glob, "invented_1"), "invented_1");
+    assert_eq!(names.label(Naming::Glob, "invented_4"), "other");
+    assert_eq!(names.label(Naming::None, "invented_0"), "other");
+    // The budget is spent, yet a name the policy writes out keeps its label.
+    assert_eq!(names.label(Naming::Literal, "search_deals"), "search_deals");
+    assert_eq!(names.label(Naming::Glob, "search_deals"), "search_deals");
+}
+
+#[test]
+fn a_rule_names_a_name_exactly_or_by_glob() {
+    use crate::policy::{Glob, Rule};
+    let rule = Rule {
+        patterns: vec![Glob::new("get_deal"), Glob::new("search_*")],
+        requires: Vec::new(),
+        feature: None,
+        cost: 1,
+    };
+    assert_eq!(rule.naming("get_deal"), Naming::Literal);
+    assert_eq!(rule.naming("search_deals"), Naming::Glob);
+    assert_eq!(rule.naming("create_deal"), Naming::None);
 }
 
 #[test]
