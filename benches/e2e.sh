@@ -18,6 +18,8 @@
 #   E2E_PIN=1           0: no taskset                   E2E_SKIP_BUILD=0  1: use existing build
 #   E2E_KEEP=0          1: keep the work directory (logs, policy) even on success
 #   MCPWARDEN_BIN=target/release/mcpwarden   the gateway binary (keygen, check, run)
+#   E2E_BARE_READ_TIMEOUT=   seconds: give the bare proxy Pingora's upstream read timeout,
+#                            as mcpwarden has (idle_timeout); unset: none, the plain floor
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -164,6 +166,12 @@ ADMIN_PORT=$(free_port)
 
 TARGETS=(direct bare mcpwarden)
 declare -A NAME=([direct]="direct (upstream)" [bare]="bare Pingora proxy" [mcpwarden]="mcpwarden")
+BARE_READ_TIMEOUT=${E2E_BARE_READ_TIMEOUT:-}
+case "$BARE_READ_TIMEOUT" in
+    "") ;;
+    *[!0-9]*) die "E2E_BARE_READ_TIMEOUT must be whole seconds" ;;
+    *) NAME[bare]="bare Pingora proxy, read timeout" ;;
+esac
 declare -A URL=(
     [direct]="http://127.0.0.1:$UP_PORT/mcp"
     [bare]="http://127.0.0.1:$BARE_PORT/mcp"
@@ -197,7 +205,7 @@ wait_until 10 "$UP_PID" "fast_upstream" answers_200 "${URL[direct]}" ||
     die "$WAIT_REASON: $(last_log_line "$WORK/upstream.log")"
 
 spawn "$SERVER_CPUS" "$WORK/bare.log" "$EXAMPLES/bare_proxy" \
-    "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" 1
+    "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" 1 $BARE_READ_TIMEOUT
 if ! wait_until 10 "$LAST_PID" "bare_proxy" answers_200 "${URL[bare]}"; then
     DOWN[bare]="$WAIT_REASON: $(last_log_line "$WORK/bare.log")"
 fi
