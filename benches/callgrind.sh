@@ -34,21 +34,9 @@ BODY="$WORK/body.json"
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_deals","arguments":{"query":"acme"}}}' >"$BODY"
 KEY=$(target/release/mcpwarden keygen --workspace bench --id bench --scopes crm:read 2>/dev/null | head -1)
 SHA=$(printf '%s' "$KEY" | target/release/mcpwarden hash-key 2>/dev/null | grep -o '[0-9a-f]\{64\}')
-cat >"$WORK/policy.yaml" <<YAML
-version: 1
-server: { listen: "127.0.0.1:$MW", admin_listen: "127.0.0.1:$ADMIN", threads: 1, shutdown_grace: 1s }
-upstream: { url: "http://127.0.0.1:$UP" }
-limits: { requests_per_minute: 100000000, concurrent_connections: 100000 }
-tools:
-  - match: search_deals
-    requires: [crm:read]
-workspaces:
-  bench:
-    scopes: [crm:read]
-    keys:
-      - id: bench
-        sha256: $SHA
-YAML
+# shellcheck source=benches/e2e/policy.sh
+. "$ROOT/benches/e2e/policy.sh"
+bench_policy "$MW" "$ADMIN" "$UP" "$SHA" >"$WORK/policy.yaml"
 
 target/release/examples/fast_upstream "127.0.0.1:$UP" >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)

@@ -42,74 +42,78 @@ impl Stamps {
     }
 }
 
+/// A field's value, as both layouts write it.
+#[derive(Clone, Copy)]
+enum Value<'a> {
+    /// Bare in text when plain visible ASCII, else quoted and escaped; a JSON string.
+    Text(&'a str),
+    /// `""` in text, `null` in JSON.
+    Missing,
+    Int(u64),
+    /// Microseconds, written as milliseconds with three decimals.
+    Millis(u64),
+}
+
 /// Appends the line for `r` to `out`, with its newline.
 pub fn write(out: &mut Vec<u8>, stamps: &mut Stamps, format: Format, r: &Entry) {
-    let now = r.at;
     let (workspace, key) = r
         .key
         .as_ref()
         .map_or((None, None), |k| (Some(&*k.workspace.name), Some(&*k.id)));
-    let id = std::str::from_utf8(r.request_id.as_bytes()).unwrap_or("\u{fffd}");
-    let micros = u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX);
+    let fields = [
+        ("workspace", workspace.map_or(Value::Missing, Value::Text)),
+        ("key", key.map_or(Value::Missing, Value::Text)),
+        ("method", Value::Text(r.method)),
+        ("tool", Value::Text(r.tool)),
+        ("outcome", Value::Text(r.outcome.label())),
+        ("status", Value::Int(u64::from(r.status))),
+        (
+            "duration_ms",
+            Value::Millis(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX)),
+        ),
+        ("bytes_in", Value::Int(r.bytes_in as u64)),
+        ("bytes_out", Value::Int(r.bytes_out as u64)),
+        (
+            "upstream_status",
+            r.upstream_status
+                .map_or(Value::Missing, |s| Value::Int(u64::from(s))),
+        ),
+        (
+            "request_id",
+            Value::Text(std::str::from_utf8(r.request_id.as_bytes()).unwrap_or("\u{fffd}")),
+        ),
+    ];
     match format {
         Format::Text => {
-            stamps.write(out, now);
-            out.extend_from_slice(b"  INFO mcpwarden::access: request workspace=");
-            text(out, workspace.unwrap_or(""));
-            out.extend_from_slice(b" key=");
-            text(out, key.unwrap_or(""));
-            out.extend_from_slice(b" method=");
-            text(out, r.method);
-            out.extend_from_slice(b" tool=");
-            text(out, r.tool);
-            out.extend_from_slice(b" outcome=");
-            out.extend_from_slice(r.outcome.label().as_bytes());
-            out.extend_from_slice(b" status=");
-            int(out, u64::from(r.status));
-            out.extend_from_slice(b" duration_ms=");
-            millis(out, micros);
-            out.extend_from_slice(b" bytes_in=");
-            int(out, r.bytes_in as u64);
-            out.extend_from_slice(b" bytes_out=");
-            int(out, r.bytes_out as u64);
-            out.extend_from_slice(b" upstream_status=");
-            match r.upstream_status {
-                Some(status) => int(out, u64::from(status)),
-                None => out.extend_from_slice(b"\"\""),
+            stamps.write(out, r.at);
+            out.extend_from_slice(b"  INFO mcpwarden::access: request");
+            for (name, value) in fields {
+                out.push(b' ');
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
+                match value {
+                    Value::Text(v) => text(out, v),
+                    Value::Missing => out.extend_from_slice(b"\"\""),
+                    Value::Int(n) => int(out, n),
+                    Value::Millis(m) => millis(out, m),
+                }
             }
-            out.extend_from_slice(b" request_id=");
-            text(out, id);
         }
         Format::Json => {
             out.extend_from_slice(b"{\"timestamp\":\"");
-            stamps.write(out, now);
-            out.extend_from_slice(
-                b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\",\"workspace\":",
-            );
-            json_or_null(out, workspace);
-            out.extend_from_slice(b",\"key\":");
-            json_or_null(out, key);
-            out.extend_from_slice(b",\"method\":");
-            json(out, r.method);
-            out.extend_from_slice(b",\"tool\":");
-            json(out, r.tool);
-            out.extend_from_slice(b",\"outcome\":\"");
-            out.extend_from_slice(r.outcome.label().as_bytes());
-            out.extend_from_slice(b"\",\"status\":");
-            int(out, u64::from(r.status));
-            out.extend_from_slice(b",\"duration_ms\":");
-            millis(out, micros);
-            out.extend_from_slice(b",\"bytes_in\":");
-            int(out, r.bytes_in as u64);
-            out.extend_from_slice(b",\"bytes_out\":");
-            int(out, r.bytes_out as u64);
-            out.extend_from_slice(b",\"upstream_status\":");
-            match r.upstream_status {
-                Some(status) => int(out, u64::from(status)),
-                None => out.extend_from_slice(b"null"),
+            stamps.write(out, r.at);
+            out.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"");
+            for (name, value) in fields {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                match value {
+                    Value::Text(v) => json(out, v),
+                    Value::Missing => out.extend_from_slice(b"null"),
+                    Value::Int(n) => int(out, n),
+                    Value::Millis(m) => millis(out, m),
+                }
             }
-            out.extend_from_slice(b",\"request_id\":");
-            json(out, id);
             out.extend_from_slice(b"},\"target\":\"mcpwarden::access\"}");
         }
     }
@@ -156,13 +160,6 @@ fn text(out: &mut Vec<u8>, value: &str) {
 
 fn json(out: &mut Vec<u8>, value: &str) {
     serde_json::to_writer(out, value).expect("a string serializes");
-}
-
-fn json_or_null(out: &mut Vec<u8>, value: Option<&str>) {
-    match value {
-        Some(v) => json(out, v),
-        None => out.extend_from_slice(b"null"),
-    }
 }
 
 #[cfg(test)]
