@@ -206,7 +206,7 @@ pub(super) async fn serve_metadata(session: &mut Session, policy: &Policy) -> Re
 
 /// Reads a body small enough for Pingora's retry buffer, which then replays it to the
 /// upstream. Answers `Expect: 100-continue` first, since the client waits for it.
-async fn read_whole_body(session: &mut Session, length: u64) -> Result<BytesMut, Denial> {
+async fn read_whole_body(session: &mut Session, length: u64) -> Result<Bytes, Denial> {
     const UNREADABLE: Denial = Denial::InvalidRequest("could not read the request body");
     if request::expects_continue(&session.req_header().headers) {
         session
@@ -215,11 +215,22 @@ async fn read_whole_body(session: &mut Session, length: u64) -> Result<BytesMut,
             .map_err(|_| UNREADABLE)?;
     }
     session.enable_retry_buffering();
-    let mut body = BytesMut::with_capacity(length as usize);
+    // Usually the whole body comes in one chunk, kept as it is; more are joined.
+    let mut body = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
     while let Some(chunk) = session.read_request_body().await.map_err(|_| UNREADABLE)? {
-        body.extend_from_slice(&chunk);
+        match &mut joined {
+            Some(all) => all.extend_from_slice(&chunk),
+            None if body.is_empty() => body = chunk,
+            None => {
+                let mut all = BytesMut::with_capacity(length as usize);
+                all.extend_from_slice(&body);
+                all.extend_from_slice(&chunk);
+                joined = Some(all);
+            }
+        }
     }
-    Ok(body)
+    Ok(joined.map_or(body, BytesMut::freeze))
 }
 
 pub(super) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {

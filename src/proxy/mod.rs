@@ -179,7 +179,13 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let upstream = &ctx.policy.as_ref().expect("set in request_filter").upstream;
-        let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.host.clone());
+        // The name is for TLS (SNI and the certificate check); plain HTTP needs no copy of it.
+        let sni = if upstream.tls {
+            upstream.host.clone()
+        } else {
+            String::new()
+        };
+        let mut peer = HttpPeer::new(upstream.addr, upstream.tls, sni);
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.total_connection_timeout = Some(upstream.connect_timeout);
         // An SSE stream may stay quiet this long before the gateway gives up on it (504 when

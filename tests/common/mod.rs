@@ -280,6 +280,20 @@ pub fn raw_bytes(addr: SocketAddr, request: &[u8]) -> std::io::Result<Response> 
     read_response(&mut stream)
 }
 
+/// Like [`raw_bytes`], but the request goes out in `pieces` writes 50 ms apart, so the
+/// gateway reads its body in several chunks.
+pub fn raw_in_pieces(addr: SocketAddr, request: &[u8], pieces: usize) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    for piece in request.chunks(request.len().div_ceil(pieces)) {
+        stream.write_all(piece)?;
+        stream.flush()?;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    read_response(&mut stream)
+}
+
 fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];

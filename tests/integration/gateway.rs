@@ -318,6 +318,26 @@ async fn bodies_on_both_sides_of_the_retry_buffer_arrive_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_body_that_arrives_in_pieces_is_read_whole() {
+    let s = setup(Mode::Stateless).await;
+    let (addr, key) = (s.gw.addr, key_header(&s.keys.full));
+    let payload: String = (0..3_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let expected = format!("3000 {}", sha256_hex(payload.as_bytes()));
+    let body = call(5, "echo_size", json!({"payload": payload}));
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = blocking(move || raw_in_pieces(addr, request.as_bytes(), 4).unwrap()).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let text = resp.messages()[0]["result"]["content"][0]["text"].clone();
+    assert_eq!(text, json!(expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_denied_body_never_executes() {
     let s = setup(Mode::Stateless).await;
     let (addr, reader) = (s.gw.addr, key_header(&s.keys.reader));
