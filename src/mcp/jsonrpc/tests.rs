@@ -325,3 +325,24 @@ fn error_response_is_json_rpc_with_optional_data() {
         r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#
     );
 }
+
+proptest::proptest! {
+    /// Whatever the name, and however a client escapes it, the gateway reads the name the
+    /// upstream will: names without escapes are taken as they stand, the others decoded.
+    #[test]
+    fn any_tool_name_is_read_as_the_upstream_reads_it(name in ".{0,40}", escape_all in proptest::bool::ANY) {
+        let quoted = if escape_all {
+            let mut q = String::from("\"");
+            for unit in name.encode_utf16() {
+                q.push_str(&format!("\\u{unit:04x}"));
+            }
+            q.push('"');
+            q
+        } else {
+            serde_json::to_string(&name).unwrap()
+        };
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":{quoted}}}}}"#);
+        let m = one(&body);
+        proptest::prop_assert_eq!(m.tool(), Some(name.as_str()));
+    }
+}
