@@ -87,35 +87,37 @@ pub fn write(out: &mut Vec<u8>, stamps: &mut Stamps, format: Format, r: &Entry) 
         Format::Text => {
             stamps.write(out, r.at);
             out.extend_from_slice(b"  INFO mcpwarden::access: request");
-            for (name, value) in fields {
-                out.push(b' ');
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'=');
-                match value {
-                    Value::Text(v) => text(out, v),
-                    Value::Missing => out.extend_from_slice(b"\"\""),
-                    Value::Int(n) => int(out, n),
-                    Value::Millis(m) => millis(out, m),
-                }
-            }
         }
         Format::Json => {
             out.extend_from_slice(b"{\"timestamp\":\"");
             stamps.write(out, r.at);
             out.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"");
-            for (name, value) in fields {
+        }
+    }
+    for (name, value) in fields {
+        match format {
+            Format::Text => {
+                out.push(b' ');
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
+            }
+            Format::Json => {
                 out.extend_from_slice(b",\"");
                 out.extend_from_slice(name.as_bytes());
                 out.extend_from_slice(b"\":");
-                match value {
-                    Value::Text(v) => json(out, v),
-                    Value::Missing => out.extend_from_slice(b"null"),
-                    Value::Int(n) => int(out, n),
-                    Value::Millis(m) => millis(out, m),
-                }
             }
-            out.extend_from_slice(b"},\"target\":\"mcpwarden::access\"}");
         }
+        match (value, format) {
+            (Value::Text(v), Format::Text) => text(out, v),
+            (Value::Text(v), Format::Json) => json(out, v),
+            (Value::Missing, Format::Text) => out.extend_from_slice(b"\"\""),
+            (Value::Missing, Format::Json) => out.extend_from_slice(b"null"),
+            (Value::Int(n), _) => int(out, n),
+            (Value::Millis(m), _) => millis(out, m),
+        }
+    }
+    if format == Format::Json {
+        out.extend_from_slice(b"},\"target\":\"mcpwarden::access\"}");
     }
     out.push(b'\n');
 }
