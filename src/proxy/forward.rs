@@ -192,6 +192,16 @@ pub fn upstream_failure(e: &Error) -> Option<Denial> {
     }
 }
 
+/// The `kind` of `mcpwarden_upstream_errors_total` for an upstream failure the gateway
+/// answered itself (`None` for any other refusal).
+pub fn failure_kind(denial: &Denial) -> Option<&'static str> {
+    match denial {
+        Denial::UpstreamTimeout => Some("timeout"),
+        Denial::UpstreamUnreachable => Some("connect"),
+        _ => None,
+    }
+}
+
 /// The `kind` of `mcpwarden_upstream_errors_total` for a failure after the client's answer
 /// began: `timeout` or `reset` when the upstream failed, `None` when the failure is the
 /// client's, or when the upstream had answered 5xx — counted as `status_5xx` already, and one

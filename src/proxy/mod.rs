@@ -289,41 +289,15 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
                 .inc();
         }
         let identity = ctx.identity.as_ref().expect("authenticated");
-        if let Some(upstream_id) = resp.headers.get(&SESSION_HEADER) {
-            // The client only ever sees the sealed id (a non-ASCII id cannot be sealed, nor
-            // used by a client: it is dropped).
-            let sealed = upstream_id.to_str().ok().map(|id| {
-                self.seal
-                    .seal(id, identity.workspace(), identity.session_owner())
-            });
-            resp.remove_header(&SESSION_HEADER);
-            if let Some(sealed) = sealed {
-                resp.insert_header(SESSION_HEADER.clone(), sealed)?;
-            }
-        }
+        response::seal_session_id(resp, &self.seal, identity)?;
+        let limit = identity.limits().max_response_bytes;
         if ctx.checked.as_ref().is_some_and(|c| c.lists_tools) && resp.status.is_success() {
-            let content_type = resp
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let limit = identity.limits().max_response_bytes;
-            let encoded = resp.headers.contains_key(http::header::CONTENT_ENCODING);
-            let filter = ToolsFilter::for_response(content_type, encoded, limit, ctx.id.clone());
-            if filter.replaces_body() {
-                resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-                resp.remove_header(&http::header::CONTENT_ENCODING);
-            }
-            // The body changes size: send it chunked.
-            resp.remove_header(&http::header::CONTENT_LENGTH);
-            resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-            ctx.tools_filter = Some(filter);
+            ctx.tools_filter = Some(response::filter_tools(resp, limit, ctx.id.clone())?);
         }
         let tools_call = ctx
             .checked
             .as_ref()
             .is_some_and(|c| c.method == "tools/call");
-        let limit = identity.limits().max_response_bytes;
         ctx.cap = cap_response(resp, limit, ctx.id.clone(), tools_call)?;
         Ok(())
     }
@@ -398,15 +372,7 @@ impl<L: Limiter> ProxyHttp for Gateway<L> {
             .or_else(|| forward::client_fault(e));
         let error_code = match (&denial, final_status(session).is_none()) {
             (Some(denial), true) => {
-                if matches!(
-                    denial,
-                    Denial::UpstreamUnreachable | Denial::UpstreamTimeout
-                ) {
-                    let kind = if matches!(denial, Denial::UpstreamTimeout) {
-                        "timeout"
-                    } else {
-                        "connect"
-                    };
+                if let Some(kind) = forward::failure_kind(denial) {
                     self.metrics
                         .upstream_errors
                         .with_label_values(&[kind])

@@ -15,9 +15,12 @@ use bytes::{Bytes, BytesMut};
 use pingora::Result;
 use pingora::http::ResponseHeader;
 
+use super::sessions::SessionSeal;
+use crate::auth::Identity;
 use crate::limits::response_cap::{Cap, Head, too_large, too_large_event};
 use crate::mcp::jsonrpc::{self, Id};
 use crate::mcp::{sse, tools_list};
+use crate::wire;
 
 #[derive(Debug)]
 pub enum ToolsFilter {
@@ -160,6 +163,48 @@ pub fn edit_headers(resp: &mut ResponseHeader, edit: impl FnOnce(&mut http::Head
     let mut parts = http::response::Parts::from(std::mem::replace(resp, placeholder));
     edit(&mut parts.headers);
     *resp = ResponseHeader::from(parts);
+}
+
+/// Replaces the upstream's `Mcp-Session-Id` with the id sealed to `identity`: the client only
+/// ever sees the sealed id (a non-ASCII id cannot be sealed, nor used by a client: it is
+/// dropped).
+pub fn seal_session_id(
+    resp: &mut ResponseHeader,
+    seal: &SessionSeal,
+    identity: &Identity,
+) -> Result<()> {
+    let Some(upstream_id) = resp.headers.get(&wire::MCP_SESSION_ID) else {
+        return Ok(());
+    };
+    let sealed = upstream_id
+        .to_str()
+        .ok()
+        .map(|id| seal.seal(id, identity.workspace(), identity.session_owner()));
+    resp.remove_header(&wire::MCP_SESSION_ID);
+    if let Some(sealed) = sealed {
+        resp.insert_header(wire::MCP_SESSION_ID.clone(), sealed)?;
+    }
+    Ok(())
+}
+
+/// Sets up the `tools/list` filter for a successful response and rewrites its headers: the
+/// body changes size, so it is sent chunked; a body the filter replaces is labelled JSON,
+/// without `Content-Encoding`.
+pub fn filter_tools(resp: &mut ResponseHeader, limit: u64, id: Id) -> Result<ToolsFilter> {
+    let content_type = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let encoded = resp.headers.contains_key(http::header::CONTENT_ENCODING);
+    let filter = ToolsFilter::for_response(content_type, encoded, limit, id);
+    if filter.replaces_body() {
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        resp.remove_header(&http::header::CONTENT_ENCODING);
+    }
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    Ok(filter)
 }
 
 /// Sets up the response cap from the response's headers as the client will get them (after
