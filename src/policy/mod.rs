@@ -123,18 +123,23 @@ impl Rule {
 
     /// How this rule matches `name`: as written in the policy, by a glob, or not at all.
     pub fn naming(&self, name: &str) -> Naming {
-        if self
-            .patterns
-            .iter()
-            .any(|g| g.is_literal() && g.matches(name))
-        {
-            Naming::Literal
-        } else if self.matches(name) {
-            Naming::Glob
-        } else {
-            Naming::None
+        let mut naming = Naming::None;
+        for glob in self.patterns.iter().filter(|g| g.matches(name)) {
+            if glob.is_literal() {
+                return Naming::Literal;
+            }
+            naming = Naming::Glob;
         }
+        naming
     }
+}
+
+fn first_naming(rules: &[Rule], name: &str) -> Naming {
+    rules
+        .iter()
+        .map(|r| r.naming(name))
+        .find(|n| *n != Naming::None)
+        .unwrap_or(Naming::None)
 }
 
 /// How a policy rule matches a method or tool name, which decides how the name is labelled
@@ -325,5 +330,15 @@ impl Policy {
     /// The first `methods:` rule that matches `method`.
     pub fn method_rule(&self, method: &str) -> Option<&Rule> {
         self.methods.iter().find(|r| r.matches(method))
+    }
+
+    /// How the first `tools:` rule that matches `tool` names it, in one pass over the rules.
+    pub fn tool_naming(&self, tool: &str) -> Naming {
+        first_naming(&self.tools, tool)
+    }
+
+    /// How the first `methods:` rule that matches `method` names it.
+    pub fn method_naming(&self, method: &str) -> Naming {
+        first_naming(&self.methods, method)
     }
 }

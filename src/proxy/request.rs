@@ -178,15 +178,9 @@ fn labels(
     let method_label = if method == "tools/call" {
         "tools/call"
     } else {
-        let naming = policy
-            .method_rule(method)
-            .map_or(Naming::None, |r| r.naming(method));
-        NAMES.label(naming, method)
+        NAMES.label(policy.method_naming(method), method)
     };
-    let tool_label = tool.map_or("", |t| {
-        let naming = policy.tool_rule(t).map_or(Naming::None, |r| r.naming(t));
-        NAMES.label(naming, t)
-    });
+    let tool_label = tool.map_or("", |t| NAMES.label(policy.tool_naming(t), t));
     (method_label, tool_label)
 }
 
