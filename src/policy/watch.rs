@@ -2,30 +2,37 @@
 //!
 //! The folder is watched, not the file: editors save by writing a new file and renaming it
 //! over the old one, and Kubernetes swaps a `..data` symlink, so a watch on the file itself
-//! would go quiet after the first save. Events are debounced (150 ms after the last one, so a
-//! save that arrives as several events reloads once), and a reload happens only when the
-//! file's bytes changed, so touching a neighbour file does nothing (SIGHUP always reloads).
+//! would go quiet after the first save. Only events that may change what the policy path
+//! reads count: a write of a neighbour file (a log kept next to the policy) is ignored, however
+//! often it comes. Events are debounced (150 ms after the last one, so a save that arrives as
+//! several events reloads once, and never more than 500 ms after the first), and a reload
+//! happens only when the file's bytes changed (SIGHUP always reloads).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::store::Store;
 
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// The longest a reload waits for the folder to go quiet: a steady stream of relevant events
+/// (a tool rewriting the policy in a loop) cannot hold it back past this.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
 
 /// Watches until the runtime stops. Call from within a tokio runtime.
 pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
     let folder = folder_of(store.path());
+    let name = store.path().file_name().map(OsStr::to_owned);
     let file_tx = tx.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| may_change_content(&e.kind)) {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        if event.is_ok_and(|e| may_change_policy(&e, name.as_deref())) {
             let _ = file_tx.send(false);
         }
     })?;
@@ -45,9 +52,17 @@ pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
 
     let mut last = digest(store.path());
     while let Some(mut forced) = rx.recv().await {
-        // Debounce: wait until the folder has been quiet for DEBOUNCE.
-        while let Ok(Some(next)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-            forced |= next;
+        // Debounce: wait until the folder has been quiet for DEBOUNCE, or DEBOUNCE_MAX passed.
+        let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left.min(DEBOUNCE), rx.recv()).await {
+                Ok(Some(next)) => forced |= next,
+                Ok(None) | Err(_) => break,
+            }
+            if left.is_zero() {
+                break;
+            }
         }
         let now = digest(store.path());
         if !forced && now.is_some() && now == last {
@@ -63,15 +78,24 @@ pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
     Ok(())
 }
 
-/// Opening, reading and closing a file changes nothing, and the watcher's own reads of the
-/// policy would otherwise wake it again after every check, for ever.
-fn may_change_content(kind: &EventKind) -> bool {
-    !matches!(
-        kind,
+/// Whether an event in the policy's folder may change what the policy path reads (`name` is
+/// the policy file's name): a write, rename, creation or removal of the policy file itself,
+/// and any entry of the folder created, removed or renamed (Kubernetes swaps a `..data`
+/// symlink the policy path resolves through). Opening, reading and closing a file changes
+/// nothing (the watcher's own reads of the policy would otherwise wake it for ever), nor does
+/// writing another file: a log kept next to the policy would otherwise keep the debounce open.
+fn may_change_policy(event: &Event, name: Option<&OsStr>) -> bool {
+    match event.kind {
         EventKind::Access(
-            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
-        )
-    )
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read),
+        ) => false,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
+            true
+        }
+        // Unknown kinds and events without a path (a queue overflow: rescan) may be anything.
+        EventKind::Any | EventKind::Other => true,
+        _ => event.paths.is_empty() || event.paths.iter().any(|p| p.file_name() == name),
+    }
 }
 
 fn folder_of(path: &Path) -> PathBuf {
@@ -89,26 +113,64 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
-    use notify::event::{CreateKind, ModifyKind, RenameMode};
+    use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode};
 
     use super::*;
 
+    fn event(kind: EventKind, file: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from("/etc/mcpwarden").join(file))
+    }
+
+    fn counts(kind: EventKind, file: &str) -> bool {
+        may_change_policy(&event(kind, file), Some(OsStr::new("policy.yaml")))
+    }
+
     #[test]
-    fn reading_the_file_is_not_a_change_but_writing_or_renaming_it_is() {
+    fn reading_the_policy_is_not_a_change_but_writing_or_renaming_it_is() {
         let reads = [
             EventKind::Access(AccessKind::Open(AccessMode::Any)),
             EventKind::Access(AccessKind::Read),
             EventKind::Access(AccessKind::Close(AccessMode::Read)),
         ];
-        assert!(reads.iter().all(|k| !may_change_content(k)));
+        assert!(reads.into_iter().all(|k| !counts(k, "policy.yaml")));
         let writes = [
             EventKind::Access(AccessKind::Close(AccessMode::Write)),
             EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Data(DataChange::Content)),
             EventKind::Modify(ModifyKind::Name(RenameMode::To)),
             EventKind::Create(CreateKind::File),
-            EventKind::Remove(notify::event::RemoveKind::Any),
+            EventKind::Remove(RemoveKind::Any),
             EventKind::Any,
         ];
-        assert!(writes.iter().all(may_change_content));
+        assert!(writes.into_iter().all(|k| counts(k, "policy.yaml")));
+    }
+
+    #[test]
+    fn writing_a_neighbour_is_not_a_change_but_renaming_creating_or_removing_one_is() {
+        let writes = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Data(DataChange::Content)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+        ];
+        assert!(writes.into_iter().all(|k| !counts(k, "gateway.log")));
+        // Kubernetes: `..data` is swapped to a new folder, which `policy.yaml` links through.
+        let swaps = [
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Any)),
+            EventKind::Create(CreateKind::Any),
+            EventKind::Remove(RemoveKind::Folder),
+        ];
+        assert!(swaps.into_iter().all(|k| counts(k, "..data")));
+        // A queue overflow names no path: anything may have changed.
+        assert!(may_change_policy(
+            &Event::new(EventKind::Other),
+            Some(OsStr::new("policy.yaml"))
+        ));
+        let pathless = Event::new(EventKind::Modify(ModifyKind::Any));
+        assert!(may_change_policy(
+            &pathless,
+            Some(OsStr::new("policy.yaml"))
+        ));
     }
 }

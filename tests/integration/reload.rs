@@ -153,3 +153,54 @@ async fn sighup_reloads_and_sigterm_drains_in_flight_requests() {
     })
     .await;
 }
+
+/// A log written and rotated next to the policy (`mcpwarden run --policy policy.yaml >
+/// gateway.log`) changes the folder many times a second; a policy edit must still take effect
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_neighbour_file_does_not_hold_back_a_reload() {
+    use std::io::Write;
+    let up = upstream::start(Mode::Stateless).await;
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    blocking(move || {
+        let gw = Gateway::start(addr, admin, &policy);
+        let folder = gw.policy_path.parent().unwrap().to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            let path = folder.join("gateway.log");
+            std::thread::spawn(move || {
+                let mut log = std::fs::File::create(&path).unwrap();
+                for line in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    log.write_all(b"a line of log\n").unwrap();
+                    if line % 5 == 4 {
+                        std::fs::rename(&path, path.with_extension("log.1")).unwrap();
+                        log = std::fs::File::create(&path).unwrap();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+        };
+        let newcomer = ApiKey::generate();
+        gw.write_policy(&policy.replace(
+            "  beta:\n",
+            &format!(
+                "      - id: newcomer\n        sha256: {}\n  beta:\n",
+                hash_hex(newcomer.expose())
+            ),
+        ));
+        let reloaded = eventually(2, || search(addr, &newcomer) == 200);
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(
+            reloaded,
+            "the edit was not applied while the neighbour file was written"
+        );
+    })
+    .await;
+}
