@@ -2,7 +2,11 @@
 # End-to-end load bench: the same small MCP `tools/call` POSTs, over keep-alive, sent
 #   1. direct to a fast upstream (examples/fast_upstream.rs),
 #   2. through a bare Pingora pass-through (examples/bare_proxy.rs, 1 worker thread): the floor,
-#   3. through `mcpwarden run` (server.threads: 1, a generated key and policy).
+#   3. through the same pass-through doing what the contract asks of every forwarded request on
+#      the wire, with no checks (`bare_proxy --contract`: upstream read timeout, credentials out,
+#      X-Forwarded-* and X-Mcpwarden-* in, Host rewritten): the floor of any gateway that keeps
+#      the contract, whatever it checks,
+#   4. through `mcpwarden run` (server.threads: 1, a generated key and policy).
 # For each: (a) peak throughput with wrk (closed loop, E2E_CONNS connections), p50/p99;
 # (b) latency at half of the bare proxy's peak rate, offered at a fixed rate by h2load (HTTP/1.1,
 #     --rps per client; latencies from its per-request log, in µs).
@@ -163,11 +167,17 @@ fi
 
 UP_PORT=$(free_port)
 BARE_PORT=$(free_port)
+CONTRACT_PORT=$(free_port)
 MW_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 
-TARGETS=(direct bare mcpwarden)
-declare -A NAME=([direct]="direct (upstream)" [bare]="bare Pingora proxy" [mcpwarden]="mcpwarden")
+TARGETS=(direct bare contract mcpwarden)
+declare -A NAME=(
+    [direct]="direct (upstream)"
+    [bare]="bare Pingora proxy"
+    [contract]="bare Pingora proxy + the contract's wire work"
+    [mcpwarden]="mcpwarden"
+)
 BARE_READ_TIMEOUT=${E2E_BARE_READ_TIMEOUT:-}
 case "$BARE_READ_TIMEOUT" in
     "") ;;
@@ -177,12 +187,13 @@ esac
 declare -A URL=(
     [direct]="http://127.0.0.1:$UP_PORT/mcp"
     [bare]="http://127.0.0.1:$BARE_PORT/mcp"
+    [contract]="http://127.0.0.1:$CONTRACT_PORT/mcp"
     [mcpwarden]="http://127.0.0.1:$MW_PORT/mcp"
 )
 declare -A DOWN=() # target -> why it is not measured
 
 # The key: real when keygen works, else a well-formed stand-in of the same length, so that all
-# three targets receive the same bytes.
+# targets receive the same bytes.
 API_KEY=mcpw_00000000000000000000000000000000000000
 SHA=""
 if [ -x "$MCPWARDEN" ]; then
@@ -198,7 +209,7 @@ else
     DOWN[mcpwarden]="$MCPWARDEN not built"
 fi
 
-log "upstream on :$UP_PORT, bare proxy on :$BARE_PORT, mcpwarden on :$MW_PORT (admin :$ADMIN_PORT)"
+log "upstream on :$UP_PORT, bare proxies on :$BARE_PORT and :$CONTRACT_PORT, mcpwarden on :$MW_PORT (admin :$ADMIN_PORT)"
 log "servers pinned to CPU $SERVER_CPUS, wrk to CPU $LOAD_CPUS (E2E_PIN=$PIN)"
 
 spawn "$SERVER_CPUS" "$WORK/upstream.log" "$EXAMPLES/fast_upstream" "127.0.0.1:$UP_PORT"
@@ -207,9 +218,14 @@ wait_until 10 "$UP_PID" "fast_upstream" answers_200 "${URL[direct]}" ||
     die "$WAIT_REASON: $(last_log_line "$WORK/upstream.log")"
 
 spawn "$SERVER_CPUS" "$WORK/bare.log" "$EXAMPLES/bare_proxy" \
-    "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" 1 $BARE_READ_TIMEOUT
+    "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" 1 ${BARE_READ_TIMEOUT:+--read-timeout "$BARE_READ_TIMEOUT"}
 if ! wait_until 10 "$LAST_PID" "bare_proxy" answers_200 "${URL[bare]}"; then
     DOWN[bare]="$WAIT_REASON: $(last_log_line "$WORK/bare.log")"
+fi
+spawn "$SERVER_CPUS" "$WORK/contract.log" "$EXAMPLES/bare_proxy" \
+    "127.0.0.1:$CONTRACT_PORT" "127.0.0.1:$UP_PORT" 1 --contract
+if ! wait_until 10 "$LAST_PID" "bare_proxy --contract" answers_200 "${URL[contract]}"; then
+    DOWN[contract]="$WAIT_REASON: $(last_log_line "$WORK/contract.log")"
 fi
 
 if [ -z "${DOWN[mcpwarden]:-}" ]; then
@@ -343,15 +359,16 @@ echo
 echo "mcpwarden e2e bench — $(date -u +%FT%TZ), $(nproc) CPUs, servers on CPU $SERVER_CPUS, wrk on CPU $LOAD_CPUS (pin=$PIN)"
 echo "peak: wrk -t1 -c$CONNS -d${DURATION}s; half load: h2load --h1 -c$HALF_CLIENTS --rps ${PER_CLIENT:-0} -D$DURATION; latencies in µs; load average before: $LOADAVG"
 echo
-echo "| target | req/s | p50 | p99 | req/s ÷ bare | half-load req/s | half-load p50 | half-load p99 | added p99 over bare (half load) | errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| target | req/s | p50 | p99 | req/s ÷ bare | req/s ÷ contract floor | half-load req/s | half-load p50 | half-load p99 | added p99 over bare (half load) | errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in "${TARGETS[@]}"; do
     if [ -n "${DOWN[$t]:-}" ]; then
-        echo "| ${NAME[$t]} | not measured: ${DOWN[$t]} | | | | | | | | |"
+        echo "| ${NAME[$t]} | not measured: ${DOWN[$t]} | | | | | | | | | |"
         continue
     fi
     echo "| ${NAME[$t]} | ${PEAK_RPS[$t]} | ${PEAK_P50[$t]} | ${PEAK_P99[$t]} |" \
         "$(ratio "${PEAK_RPS[$t]}" "${PEAK_RPS[bare]:-}") |" \
+        "$(ratio "${PEAK_RPS[$t]}" "${PEAK_RPS[contract]:-}") |" \
         "${HALF_RPS[$t]:-—} | ${HALF_P50[$t]:-—} | ${HALF_P99[$t]:-—} |" \
         "$(added "${HALF_P99[$t]:-}" "${HALF_P99[bare]:-}") |" \
         "$((${PEAK_ERR[$t]:-0} + ${HALF_ERR[$t]:-0})) |"
