@@ -94,7 +94,10 @@ impl ProxyHttp for Bare {
         for (name, value) in &ADDED {
             headers.insert(name.clone(), value.clone());
         }
-        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
             && let Ok(value) = HeaderValue::from_str(&ip.to_string())
         {
             headers.insert(X_FORWARDED_FOR.clone(), value);

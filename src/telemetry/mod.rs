@@ -90,3 +90,27 @@ pub struct Finished<'a> {
     /// The response cap cut or replaced the response body.
     pub truncated: bool,
 }
+
+#[cfg(test)]
+impl<'a> Finished<'a> {
+    /// A request as the unit tests count it: a `tools/call` of `tool` (no method when `tool`
+    /// is empty) answered 200 by the upstream and the gateway, in 1 ms, 10 bytes in, 100 out.
+    pub(crate) fn sample(
+        identity: Option<&'a Identity>,
+        tool: &'static str,
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            identity,
+            method: if tool.is_empty() { "" } else { "tools/call" },
+            tool,
+            outcome,
+            status: 200,
+            upstream_status: Some(200),
+            duration: std::time::Duration::from_millis(1),
+            bytes_in: 10,
+            bytes_out: 100,
+            truncated: false,
+        }
+    }
+}

@@ -48,21 +48,12 @@ fn call_big_result(addr: SocketAddr, key: &str, bytes: usize) -> Response {
     )
 }
 
-/// The value of the one sample of `metric` labelled with the `full` key, if any.
-fn sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<u64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(metric))
-        .find(|l| labels.iter().all(|label| l.contains(label)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-const FULL: [&str; 2] = ["workspace=\"acme\"", "key=\"full\""];
+const FULL: [(&str, &str); 2] = [("workspace", "acme"), ("key", "full")];
 
 /// `/metrics` once the sample of `metric` with `labels` is `want` (a request is counted just
 /// after its client has the response), or as it is after 3 s.
-fn metrics_when(gw: &Gateway, metric: &str, labels: &[&str], want: u64) -> String {
-    eventually(3, || sample(&gw.metrics(), metric, labels) == Some(want));
+fn metrics_when(gw: &Gateway, name: &str, labels: &[(&str, &str)], want: f64) -> String {
+    eventually(3, || metric(&gw.metrics(), name, labels) == Some(want));
     gw.metrics()
 }
 
@@ -91,20 +82,21 @@ async fn a_300kb_json_result_under_a_200kb_cap_arrives_cut_well_formed_and_withi
         assert_eq!(v["result"]["_meta"]["mcpwarden/truncated"], true);
         // The upstream was asked for an uncompressed body.
         assert_eq!(s.up.calls.header("accept-encoding"), None, "{mode:?}");
-        let metrics =
-            blocking(move || metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &FULL, 1))
-                .await;
-        let truncated = sample(&metrics, "mcpwarden_responses_truncated_total", &FULL);
-        assert_eq!(truncated, Some(1), "{mode:?}\n{metrics}");
+        let metrics = blocking(move || {
+            metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &FULL, 1.0)
+        })
+        .await;
+        let truncated = metric(&metrics, "mcpwarden_responses_truncated_total", &FULL);
+        assert_eq!(truncated, Some(1.0), "{mode:?}\n{metrics}");
         let too_large = [
             FULL[0],
             FULL[1],
-            "tool=\"big_result\"",
-            "outcome=\"too_large\"",
+            ("tool", "big_result"),
+            ("outcome", "too_large"),
         ];
         assert_eq!(
-            sample(&metrics, "mcpwarden_requests_total", &too_large),
-            Some(1)
+            metric(&metrics, "mcpwarden_requests_total", &too_large),
+            Some(1.0)
         );
     }
 }
@@ -127,8 +119,8 @@ async fn a_result_within_the_cap_passes_untouched_and_is_not_counted() {
     let metrics = blocking(move || s.gw.metrics()).await;
     // Every key's series shows from the start, at zero until a cut.
     assert_eq!(
-        sample(&metrics, "mcpwarden_responses_truncated_total", &FULL),
-        Some(0)
+        metric(&metrics, "mcpwarden_responses_truncated_total", &FULL),
+        Some(0.0)
     );
 }
 
@@ -150,11 +142,11 @@ async fn a_300kb_sse_result_under_a_200kb_cap_becomes_the_error_event_for_its_id
     assert_eq!(last["error"]["code"], -32005);
     assert_eq!(last["error"]["data"]["limitBytes"], CAP);
     let metrics =
-        blocking(move || metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &FULL, 1))
+        blocking(move || metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &FULL, 1.0))
             .await;
     assert_eq!(
-        sample(&metrics, "mcpwarden_responses_truncated_total", &FULL),
-        Some(1)
+        metric(&metrics, "mcpwarden_responses_truncated_total", &FULL),
+        Some(1.0)
     );
 }
 
@@ -183,14 +175,14 @@ async fn tools_list_under_a_small_cap_is_the_error_for_its_id_never_a_partial_li
         let answer = resp.messages().into_iter().find(|m| m["id"] == 2).unwrap();
         assert_eq!(answer["error"]["code"], -32005, "{mode:?}");
         assert_eq!(answer["error"]["data"]["limitBytes"], 1000);
-        let reader = ["workspace=\"acme\"", "key=\"reader\""];
+        let reader = [("workspace", "acme"), ("key", "reader")];
         let metrics = blocking(move || {
-            metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &reader, 1)
+            metrics_when(&s.gw, "mcpwarden_responses_truncated_total", &reader, 1.0)
         })
         .await;
         assert_eq!(
-            sample(&metrics, "mcpwarden_responses_truncated_total", &reader),
-            Some(1),
+            metric(&metrics, "mcpwarden_responses_truncated_total", &reader),
+            Some(1.0),
             "{mode:?}"
         );
     }

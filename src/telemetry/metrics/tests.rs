@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::Metrics;
 use super::key_series::slot;
@@ -39,25 +38,6 @@ fn identity(policy: &Policy, id: &str) -> Identity {
     Identity::from_key(Arc::clone(key))
 }
 
-fn request<'a>(
-    identity: Option<&'a Identity>,
-    tool: &'static str,
-    outcome: Outcome,
-) -> Finished<'a> {
-    Finished {
-        identity,
-        method: if tool.is_empty() { "" } else { "tools/call" },
-        tool,
-        outcome,
-        status: 200,
-        upstream_status: Some(200),
-        duration: Duration::from_millis(3),
-        bytes_in: 100,
-        bytes_out: 250,
-        truncated: false,
-    }
-}
-
 /// The value of the series `name` whose labels include all of `labels`.
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
@@ -80,9 +60,9 @@ fn n_requests_of_a_key_show_as_exactly_n_in_every_family() {
     let (p, metrics) = adopted(policy(&["full", "reader"], false));
     let full = identity(&p, "full");
     for _ in 0..7 {
-        metrics.record(&request(Some(&full), "search_deals", Outcome::Ok));
+        metrics.record(&Finished::sample(Some(&full), "search_deals", Outcome::Ok));
     }
-    metrics.record(&request(Some(&full), "other", Outcome::Denied));
+    metrics.record(&Finished::sample(Some(&full), "other", Outcome::Denied));
     let text = metrics.render();
     let ok = [
         FULL[0],
@@ -123,7 +103,7 @@ fn n_requests_of_a_key_show_as_exactly_n_in_every_family() {
     );
     assert_eq!(
         value(&text, "mcpwarden_response_bytes_total", &FULL),
-        Some(8.0 * 250.0)
+        Some(8.0 * 100.0)
     );
     // The histogram is per workspace and method: no key label.
     assert!(
@@ -170,9 +150,9 @@ fn rate_limits_and_truncations_count_by_key_and_limit() {
     let rate = Outcome::RateLimited { concurrency: false };
     let slots = Outcome::RateLimited { concurrency: true };
     for outcome in [rate, rate, slots] {
-        metrics.record(&request(Some(&full), "search_deals", outcome));
+        metrics.record(&Finished::sample(Some(&full), "search_deals", outcome));
     }
-    let mut cut = request(Some(&full), "search_deals", Outcome::TooLarge);
+    let mut cut = Finished::sample(Some(&full), "search_deals", Outcome::TooLarge);
     cut.truncated = true;
     metrics.record(&cut);
     let text = metrics.render();
@@ -199,8 +179,8 @@ fn rate_limits_and_truncations_count_by_key_and_limit() {
 #[test]
 fn requests_without_an_identity_carry_empty_key_labels() {
     let (_, metrics) = adopted(policy(&["full"], false));
-    metrics.record(&request(None, "", Outcome::Denied));
-    metrics.record(&request(
+    metrics.record(&Finished::sample(None, "", Outcome::Denied));
+    metrics.record(&Finished::sample(
         None,
         "",
         Outcome::RateLimited { concurrency: false },
@@ -211,7 +191,7 @@ fn requests_without_an_identity_carry_empty_key_labels() {
     assert_eq!(value(&text, "mcpwarden_requests_total", &denied), Some(1.0));
     assert_eq!(
         value(&text, "mcpwarden_response_bytes_total", &none[..2]),
-        Some(500.0)
+        Some(200.0)
     );
     // No key was over its limit: the address's failed-authentication budget is not a key's.
     assert!(
@@ -229,7 +209,7 @@ fn a_key_that_leaves_the_policy_loses_its_series_and_one_that_stays_keeps_its_co
         identity(&before, "other"),
     );
     for who in [&full, &reader, &other] {
-        metrics.record(&request(Some(who), "search_deals", Outcome::Ok));
+        metrics.record(&Finished::sample(Some(who), "search_deals", Outcome::Ok));
     }
     assert!(metrics.render().contains("key=\"reader\""));
 
@@ -244,10 +224,14 @@ fn a_key_that_leaves_the_policy_loses_its_series_and_one_that_stays_keeps_its_co
 
     // Requests of the old policy still in flight: the kept key counts on, the revoked one's
     // series do not come back (not even through a method it had not used).
-    metrics.record(&request(Some(&full), "search_deals", Outcome::Ok));
-    metrics.record(&request(Some(&reader), "search_deals", Outcome::Ok));
-    metrics.record(&request(Some(&reader), "search_more", Outcome::Ok));
-    metrics.record(&request(
+    metrics.record(&Finished::sample(Some(&full), "search_deals", Outcome::Ok));
+    metrics.record(&Finished::sample(
+        Some(&reader),
+        "search_deals",
+        Outcome::Ok,
+    ));
+    metrics.record(&Finished::sample(Some(&reader), "search_more", Outcome::Ok));
+    metrics.record(&Finished::sample(
         Some(&identity(&after, "full")),
         "search_deals",
         Outcome::Ok,
@@ -270,7 +254,7 @@ fn a_key_that_leaves_the_policy_loses_its_series_and_one_that_stays_keeps_its_co
 fn a_policy_the_registry_never_adopted_counts_nothing_per_key() {
     let metrics = Metrics::new();
     let p = policy(&["full"], false);
-    metrics.record(&request(
+    metrics.record(&Finished::sample(
         Some(&identity(&p, "full")),
         "search_deals",
         Outcome::Ok,
@@ -297,9 +281,9 @@ fn an_oauth_client_gets_its_series_on_first_use_and_keeps_them_across_reloads() 
     let app = fixture::client(&before, "acme", "app");
     let other = fixture::client(&before, "beta", "app");
     for _ in 0..3 {
-        metrics.record(&request(Some(&app), "search_deals", Outcome::Ok));
+        metrics.record(&Finished::sample(Some(&app), "search_deals", Outcome::Ok));
     }
-    metrics.record(&request(Some(&other), "search_deals", Outcome::Ok));
+    metrics.record(&Finished::sample(Some(&other), "search_deals", Outcome::Ok));
     let app_ok = [
         ("workspace", "acme"),
         ("key", "oauth:app"),
@@ -315,7 +299,7 @@ fn an_oauth_client_gets_its_series_on_first_use_and_keeps_them_across_reloads() 
     let after = fixture::with_oauth(policy(&["full"], false));
     metrics.adopt(&after);
     let app = fixture::client(&after, "acme", "app");
-    metrics.record(&request(Some(&app), "search_deals", Outcome::Ok));
+    metrics.record(&Finished::sample(Some(&app), "search_deals", Outcome::Ok));
     let text = metrics.render();
     assert_eq!(value(&text, "mcpwarden_requests_total", &app_ok), Some(4.0));
     assert!(!text.contains("workspace=\"beta\""), "{text}");
@@ -331,7 +315,7 @@ fn oauth_clients_past_the_cap_share_one_series() {
     let cap = crate::telemetry::MAX_OAUTH_CLIENTS;
     for i in 0..cap + 3 {
         let c = fixture::client(&p, "acme", &format!("c{i}"));
-        metrics.record(&request(Some(&c), "search_deals", Outcome::Ok));
+        metrics.record(&Finished::sample(Some(&c), "search_deals", Outcome::Ok));
     }
     let text = metrics.render();
     let shared = [("key", "oauth:other"), ("outcome", "ok")];
@@ -347,7 +331,7 @@ fn oauth_clients_past_the_cap_share_one_series() {
     let reloaded = fixture::with_oauth(policy(&["full"], false));
     metrics.adopt(&reloaded);
     let c0 = fixture::client(&reloaded, "acme", "c0");
-    metrics.record(&request(Some(&c0), "search_deals", Outcome::Ok));
+    metrics.record(&Finished::sample(Some(&c0), "search_deals", Outcome::Ok));
     let own = [("key", "oauth:c0"), ("outcome", "ok")];
     let text = metrics.render();
     assert_eq!(value(&text, "mcpwarden_requests_total", &own), Some(2.0));
@@ -364,11 +348,11 @@ fn a_key_inventing_names_gets_at_most_max_rows_of_its_own_then_shares_one() {
         .map(|i| &*format!("search_{i}").leak())
         .collect();
     for name in &names {
-        metrics.record(&request(Some(&full), name, Outcome::Ok));
+        metrics.record(&Finished::sample(Some(&full), name, Outcome::Ok));
     }
     // The invented names again: counted where they went the first time.
     for name in &names[MAX_ROWS..] {
-        metrics.record(&request(Some(&full), name, Outcome::Ok));
+        metrics.record(&Finished::sample(Some(&full), name, Outcome::Ok));
     }
     let text = metrics.render();
     let rows = text

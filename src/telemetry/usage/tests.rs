@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use super::record::{HOUR, MINUTE, SECOND};
 use super::*;
 use crate::auth::Identity;
@@ -27,25 +25,6 @@ fn identity<'a>(ids: &'a [Identity], key: &str) -> &'a Identity {
     ids.iter().find(|i| i.key_id() == key).unwrap()
 }
 
-fn request<'a>(
-    identity: Option<&'a Identity>,
-    outcome: Outcome,
-    tool: &'static str,
-) -> Finished<'a> {
-    Finished {
-        identity,
-        method: if tool.is_empty() { "" } else { "tools/call" },
-        tool,
-        outcome,
-        status: 200,
-        upstream_status: Some(200),
-        duration: Duration::from_millis(1),
-        bytes_in: 10,
-        bytes_out: 100,
-        truncated: false,
-    }
-}
-
 /// Runs `minutes` of `per_minute(minute)` requests by `key`, spread over each minute's
 /// seconds, ticking every second as the server does; returns the alerts and the highest score.
 fn traffic(
@@ -60,7 +39,7 @@ fn traffic(
         let n = per_minute(minute);
         for second in 0..60 {
             for _ in n * second / 60..n * (second + 1) / 60 {
-                usage.record(&request(Some(key), Outcome::Ok, "search_deals"));
+                usage.record(&Finished::sample(Some(key), "search_deals", Outcome::Ok));
             }
             clock.advance(SECOND);
             alerts.extend(usage.tick());
@@ -75,10 +54,10 @@ fn requests_are_counted_per_key_in_rolling_minute_hour_and_day() {
     let (usage, clock, _, ids) = setup();
     let full = identity(&ids, "full");
     for _ in 0..3 {
-        usage.record(&request(Some(full), Outcome::Ok, ""));
+        usage.record(&Finished::sample(Some(full), "", Outcome::Ok));
     }
     clock.advance(2 * MINUTE);
-    usage.record(&request(Some(full), Outcome::Ok, ""));
+    usage.record(&Finished::sample(Some(full), "", Outcome::Ok));
     let s = usage.snapshot("acme", "full");
     assert_eq!((s.minute, s.hour, s.day), (1, 4, 4));
     clock.advance(HOUR);
@@ -106,12 +85,12 @@ fn refusals_truncations_bytes_and_last_seen_are_counted_and_strangers_are_not() 
         Outcome::UpstreamError,
     ];
     for outcome in outcomes {
-        usage.record(&request(Some(full), outcome, ""));
+        usage.record(&Finished::sample(Some(full), "", outcome));
     }
-    let mut cut = request(Some(full), Outcome::TooLarge, "");
+    let mut cut = Finished::sample(Some(full), "", Outcome::TooLarge);
     cut.truncated = true;
     usage.record(&cut);
-    usage.record(&request(None, Outcome::Denied, ""));
+    usage.record(&Finished::sample(None, "", Outcome::Denied));
     clock.advance(5 * SECOND);
     let s = usage.snapshot("acme", "full");
     assert_eq!(s.minute, 9, "every authenticated request, allowed or not");
@@ -176,19 +155,19 @@ fn a_tool_never_called_before_is_flagged_once_after_the_warm_up() {
     let (usage, clock, _, ids) = setup();
     let full = identity(&ids, "full");
     let reader = identity(&ids, "reader");
-    usage.record(&request(Some(full), Outcome::Ok, "search_deals"));
+    usage.record(&Finished::sample(Some(full), "search_deals", Outcome::Ok));
     clock.advance(HOUR);
     // Learnt during the warm-up: not new.
-    usage.record(&request(Some(full), Outcome::Ok, "search_deals"));
+    usage.record(&Finished::sample(Some(full), "search_deals", Outcome::Ok));
     assert_eq!(usage.snapshot("acme", "full").new_tools, 0);
     for _ in 0..3 {
-        usage.record(&request(Some(full), Outcome::Ok, "get_deal"));
-        usage.record(&request(Some(full), Outcome::Denied, "other"));
+        usage.record(&Finished::sample(Some(full), "get_deal", Outcome::Ok));
+        usage.record(&Finished::sample(Some(full), "other", Outcome::Denied));
     }
-    usage.record(&request(Some(full), Outcome::Ok, ""));
+    usage.record(&Finished::sample(Some(full), "", Outcome::Ok));
     assert_eq!(usage.snapshot("acme", "full").new_tools, 2);
     // Per key: another key calling get_deal for the first time is flagged too.
-    usage.record(&request(Some(reader), Outcome::Ok, "get_deal"));
+    usage.record(&Finished::sample(Some(reader), "get_deal", Outcome::Ok));
     assert_eq!(usage.snapshot("acme", "reader").new_tools, 1);
 }
 
@@ -196,7 +175,11 @@ fn a_tool_never_called_before_is_flagged_once_after_the_warm_up() {
 fn a_key_that_leaves_the_policy_loses_its_record_and_a_new_one_gets_one() {
     let (usage, _, mut policy, ids) = setup();
     assert_eq!(usage.len(), 4);
-    usage.record(&request(Some(identity(&ids, "full")), Outcome::Ok, ""));
+    usage.record(&Finished::sample(
+        Some(identity(&ids, "full")),
+        "",
+        Outcome::Ok,
+    ));
     let full = policy
         .keys
         .iter()
@@ -223,7 +206,7 @@ fn a_request_racing_a_reload_makes_its_own_record() {
     let usage = Usage::new(Clock::manual(SECOND));
     let key = policy.keys.values().next().unwrap().clone();
     let identity = Identity::from_key(key);
-    usage.record(&request(Some(&identity), Outcome::Ok, ""));
+    usage.record(&Finished::sample(Some(&identity), "", Outcome::Ok));
     assert_eq!(usage.len(), 1);
     assert_eq!(
         usage
@@ -236,10 +219,10 @@ fn a_request_racing_a_reload_makes_its_own_record() {
 #[test]
 fn the_report_lists_every_key_in_order_with_its_numbers() {
     let (usage, clock, policy, ids) = setup();
-    usage.record(&request(
+    usage.record(&Finished::sample(
         Some(identity(&ids, "reader")),
-        Outcome::Denied,
         "",
+        Outcome::Denied,
     ));
     clock.advance(3 * SECOND);
     let status = crate::policy::store::ReloadStatus {
@@ -295,7 +278,7 @@ fn oauth_clients_get_a_record_on_first_use_and_keep_it_while_their_workspace_tak
     let keys = usage.len();
     let app = fixture::client(&policy, "acme", "app");
     for _ in 0..3 {
-        usage.record(&request(Some(&app), Outcome::Ok, "search_deals"));
+        usage.record(&Finished::sample(Some(&app), "search_deals", Outcome::Ok));
     }
     assert_eq!(usage.snapshot("acme", "oauth:app").minute, 3);
     assert_eq!(
@@ -317,7 +300,7 @@ fn oauth_clients_past_the_cap_share_one_record() {
     let cap = crate::telemetry::MAX_OAUTH_CLIENTS;
     for i in 0..cap + 3 {
         let client = fixture::client(&policy, "acme", &format!("c{i}"));
-        usage.record(&request(Some(&client), Outcome::Ok, ""));
+        usage.record(&Finished::sample(Some(&client), "", Outcome::Ok));
     }
     assert_eq!(usage.oauth_clients().len(), cap + 1);
     assert_eq!(usage.snapshot("acme", "oauth:other").minute, 3);
