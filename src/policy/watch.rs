@@ -8,7 +8,7 @@
 //! several events reloads once, and never more than 500 ms after the first), and a reload
 //! happens only when the file's bytes changed (SIGHUP always reloads).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +29,16 @@ const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
 pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
     let folder = folder_of(store.path());
-    let name = store.path().file_name().map(OsStr::to_owned);
+    let policy = store.path().to_owned();
+    let mut names = policy_names(&policy);
     let file_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-        if event.is_ok_and(|e| may_change_policy(&e, name.as_deref())) {
+        let Ok(event) = event else { return };
+        if may_change_policy(&event, &names) {
+            if renames(&event.kind) {
+                // A link may point elsewhere now.
+                names = policy_names(&policy);
+            }
             let _ = file_tx.send(false);
         }
     })?;
@@ -78,24 +84,54 @@ pub async fn watch(store: Arc<Store>) -> notify::Result<()> {
     Ok(())
 }
 
-/// Whether an event in the policy's folder may change what the policy path reads (`name` is
-/// the policy file's name): a write, rename, creation or removal of the policy file itself,
-/// and any entry of the folder created, removed or renamed (Kubernetes swaps a `..data`
-/// symlink the policy path resolves through). Opening, reading and closing a file changes
-/// nothing (the watcher's own reads of the policy would otherwise wake it for ever), nor does
-/// writing another file: a log kept next to the policy would otherwise keep the debounce open.
-fn may_change_policy(event: &Event, name: Option<&OsStr>) -> bool {
+/// Whether an event in the policy's folder may change what the policy path reads (`names`:
+/// see [`policy_names`]): a write, rename, creation or removal of the policy file, and any
+/// entry of the folder created, removed or renamed (Kubernetes swaps a `..data` symlink the
+/// policy path resolves through). Opening, reading and closing a file changes nothing (the
+/// watcher's own reads of the policy would otherwise wake it for ever), nor does writing
+/// another file: a log kept next to the policy would otherwise keep the debounce open.
+fn may_change_policy(event: &Event, names: &[OsString]) -> bool {
     match event.kind {
         EventKind::Access(
             AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read),
         ) => false,
-        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
-            true
-        }
+        _ if renames(&event.kind) => true,
         // Unknown kinds and events without a path (a queue overflow: rescan) may be anything.
         EventKind::Any | EventKind::Other => true,
-        _ => event.paths.is_empty() || event.paths.iter().any(|p| p.file_name() == name),
+        _ => {
+            event.paths.is_empty()
+                || event
+                    .paths
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .any(|n| names.iter().any(|name| name == n))
+        }
     }
+}
+
+/// An entry of the folder created, removed or renamed.
+fn renames(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+    )
+}
+
+/// The names in the policy's folder whose content the policy path reads: its own, and the
+/// file it links to when that lies in the same folder (`policy.yaml -> policy.v2.yaml`,
+/// edited in place). A link into another folder is followed only by SIGHUP.
+fn policy_names(path: &Path) -> Vec<OsString> {
+    let mut names: Vec<OsString> = path.file_name().map(OsStr::to_owned).into_iter().collect();
+    let target = std::fs::canonicalize(path);
+    let folder = std::fs::canonicalize(folder_of(path));
+    if let (Ok(target), Ok(folder)) = (target, folder)
+        && target.parent() == Some(folder.as_path())
+        && let Some(name) = target.file_name()
+        && !names.iter().any(|n| n == name)
+    {
+        names.push(name.to_owned());
+    }
+    names
 }
 
 fn folder_of(path: &Path) -> PathBuf {
@@ -122,7 +158,7 @@ mod tests {
     }
 
     fn counts(kind: EventKind, file: &str) -> bool {
-        may_change_policy(&event(kind, file), Some(OsStr::new("policy.yaml")))
+        may_change_policy(&event(kind, file), &["policy.yaml".into()])
     }
 
     #[test]
@@ -163,14 +199,37 @@ mod tests {
         ];
         assert!(swaps.into_iter().all(|k| counts(k, "..data")));
         // A queue overflow names no path: anything may have changed.
-        assert!(may_change_policy(
-            &Event::new(EventKind::Other),
-            Some(OsStr::new("policy.yaml"))
-        ));
+        let names = ["policy.yaml".into()];
+        assert!(may_change_policy(&Event::new(EventKind::Other), &names));
         let pathless = Event::new(EventKind::Modify(ModifyKind::Any));
-        assert!(may_change_policy(
-            &pathless,
-            Some(OsStr::new("policy.yaml"))
-        ));
+        assert!(may_change_policy(&pathless, &names));
+    }
+
+    #[test]
+    fn writing_the_file_the_policy_links_to_is_a_change() {
+        let names = ["policy.yaml".into(), "policy.v2.yaml".into()];
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert!(may_change_policy(&event(write, "policy.v2.yaml"), &names));
+        assert!(!counts(write, "policy.v2.yaml"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_names_are_the_policy_and_the_file_it_links_to_in_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, real) = (dir.path().join("policy.yaml"), dir.path().join("real.yaml"));
+        std::fs::write(&real, "version: 1\n").unwrap();
+        std::fs::write(&path, "version: 1\n").unwrap();
+        assert_eq!(policy_names(&path), ["policy.yaml"]);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("real.yaml", &path).unwrap();
+        assert_eq!(policy_names(&path), ["policy.yaml", "real.yaml"]);
+        // A link into another folder: that folder is not watched.
+        let other = tempfile::tempdir().unwrap();
+        let elsewhere = other.path().join("policy.yaml");
+        std::fs::write(&elsewhere, "version: 1\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert_eq!(policy_names(&path), ["policy.yaml"]);
     }
 }

@@ -204,3 +204,45 @@ async fn a_busy_neighbour_file_does_not_hold_back_a_reload() {
     })
     .await;
 }
+
+/// `policy.yaml -> policy.real.yaml` in the same folder, the real file edited in place (as
+/// editors do through a link): the edit takes effect.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_place_edit_of_the_file_the_policy_links_to_is_applied() {
+    let up = upstream::start(Mode::Stateless).await;
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    blocking(move || {
+        let gw = Gateway::start(addr, admin, &policy);
+        let folder = gw.policy_path.parent().unwrap().to_owned();
+        let with_key = |id: &str, key: &ApiKey| {
+            policy.replace(
+                "  beta:\n",
+                &format!(
+                    "      - id: {id}\n        sha256: {}\n  beta:\n",
+                    hash_hex(key.expose())
+                ),
+            )
+        };
+        // The policy becomes a link to a file beside it.
+        let (first, second) = (ApiKey::generate(), ApiKey::generate());
+        let real = folder.join("policy.real.yaml");
+        std::fs::write(&real, with_key("first", &first)).unwrap();
+        let link = folder.join("policy.link");
+        std::os::unix::fs::symlink("policy.real.yaml", &link).unwrap();
+        std::fs::rename(&link, &gw.policy_path).unwrap();
+        assert!(
+            eventually(2, || search(addr, &first) == 200),
+            "the linked policy was not loaded"
+        );
+        // Edited in place through the link's target: truncate, write, close.
+        std::fs::write(&real, with_key("second", &second)).unwrap();
+        assert!(
+            eventually(2, || search(addr, &second) == 200),
+            "the in-place edit of the linked file was not applied"
+        );
+    })
+    .await;
+}
