@@ -9,6 +9,17 @@ use crate::common::upstream::{self, Mode};
 use crate::common::*;
 use mcpwarden::auth::api_key::{ApiKey, hash_hex};
 
+/// `policy` with `key` added to workspace `acme` as `id`.
+fn with_key(policy: &str, id: &str, key: &ApiKey) -> String {
+    policy.replace(
+        "  beta:\n",
+        &format!(
+            "      - id: {id}\n        sha256: {}\n  beta:\n",
+            hash_hex(key.expose())
+        ),
+    )
+}
+
 fn search(addr: std::net::SocketAddr, key: &ApiKey) -> u16 {
     post(
         addr,
@@ -30,13 +41,7 @@ async fn keys_are_added_and_revoked_live_and_a_broken_edit_changes_nothing() {
         assert_eq!(search(addr, &newcomer), 401);
 
         // Add a key: it works within a second.
-        let added = policy.replace(
-            "  beta:\n",
-            &format!(
-                "      - id: newcomer\n        sha256: {}\n  beta:\n",
-                hash_hex(newcomer.expose())
-            ),
-        );
+        let added = with_key(&policy, "newcomer", &newcomer);
         gw.write_policy(&added);
         assert!(
             eventually(2, || search(addr, &newcomer) == 200),
@@ -97,13 +102,7 @@ async fn reloads_under_concurrent_traffic_fail_no_request() {
             .collect();
         for i in 0..10 {
             let extra = ApiKey::generate();
-            let edited = policy.replace(
-                "  beta:\n",
-                &format!(
-                    "      - id: extra{i}\n        sha256: {}\n  beta:\n",
-                    hash_hex(extra.expose())
-                ),
-            );
+            let edited = with_key(&policy, &format!("extra{i}"), &extra);
             gw.write_policy(&edited);
             std::thread::sleep(std::time::Duration::from_millis(250));
         }
@@ -187,13 +186,7 @@ async fn a_busy_neighbour_file_does_not_hold_back_a_reload() {
             })
         };
         let newcomer = ApiKey::generate();
-        gw.write_policy(&policy.replace(
-            "  beta:\n",
-            &format!(
-                "      - id: newcomer\n        sha256: {}\n  beta:\n",
-                hash_hex(newcomer.expose())
-            ),
-        ));
+        gw.write_policy(&with_key(&policy, "newcomer", &newcomer));
         let reloaded = eventually(2, || search(addr, &newcomer) == 200);
         stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
@@ -217,19 +210,10 @@ async fn an_in_place_edit_of_the_file_the_policy_links_to_is_applied() {
     blocking(move || {
         let gw = Gateway::start(addr, admin, &policy);
         let folder = gw.policy_path.parent().unwrap().to_owned();
-        let with_key = |id: &str, key: &ApiKey| {
-            policy.replace(
-                "  beta:\n",
-                &format!(
-                    "      - id: {id}\n        sha256: {}\n  beta:\n",
-                    hash_hex(key.expose())
-                ),
-            )
-        };
         // The policy becomes a link to a file beside it.
         let (first, second) = (ApiKey::generate(), ApiKey::generate());
         let real = folder.join("policy.real.yaml");
-        std::fs::write(&real, with_key("first", &first)).unwrap();
+        std::fs::write(&real, with_key(&policy, "first", &first)).unwrap();
         let link = folder.join("policy.link");
         std::os::unix::fs::symlink("policy.real.yaml", &link).unwrap();
         std::fs::rename(&link, &gw.policy_path).unwrap();
@@ -238,7 +222,7 @@ async fn an_in_place_edit_of_the_file_the_policy_links_to_is_applied() {
             "the linked policy was not loaded"
         );
         // Edited in place through the link's target: truncate, write, close.
-        std::fs::write(&real, with_key("second", &second)).unwrap();
+        std::fs::write(&real, with_key(&policy, "second", &second)).unwrap();
         assert!(
             eventually(2, || search(addr, &second) == 200),
             "the in-place edit of the linked file was not applied"
