@@ -9,6 +9,17 @@ use crate::common::upstream::{self, Mode};
 use crate::common::*;
 use mcpwarden::auth::api_key::{ApiKey, hash_hex};
 
+/// Runs `test` on a blocking thread with a gateway started on the usual test policy (given
+/// with its keys) in front of a stateless upstream, which stays up until `test` returns.
+async fn on_gateway(test: impl FnOnce(Gateway, String, Keys) + Send + 'static) {
+    let up = upstream::start(Mode::Stateless).await;
+    let keys = Keys::new();
+    let (addr, admin) = (free_port(), free_port());
+    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
+    blocking(move || test(Gateway::start(addr, admin, &policy), policy, keys)).await;
+    drop(up);
+}
+
 /// `policy` with `key` added to workspace `acme` as `id`.
 fn with_key(policy: &str, id: &str, key: &ApiKey) -> String {
     policy.replace(
@@ -31,12 +42,8 @@ fn search(addr: std::net::SocketAddr, key: &ApiKey) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_added_and_revoked_live_and_a_broken_edit_changes_nothing() {
-    let up = upstream::start(Mode::Stateless).await;
-    let keys = Keys::new();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
-    blocking(move || {
-        let gw = Gateway::start(addr, admin, &policy);
+    on_gateway(|gw, policy, keys| {
+        let addr = gw.addr;
         let newcomer = ApiKey::generate();
         assert_eq!(search(addr, &newcomer), 401);
 
@@ -76,13 +83,9 @@ async fn keys_are_added_and_revoked_live_and_a_broken_edit_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_concurrent_traffic_fail_no_request() {
-    let up = upstream::start(Mode::Stateless).await;
-    let keys = Keys::new();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
-    let full = keys.full.clone();
-    blocking(move || {
-        let gw = Gateway::start(addr, admin, &policy);
+    on_gateway(|gw, policy, keys| {
+        let addr = gw.addr;
+        let full = keys.full.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let failures = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
@@ -122,13 +125,9 @@ async fn reloads_under_concurrent_traffic_fail_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_and_sigterm_drains_in_flight_requests() {
-    let up = upstream::start(Mode::Stateless).await;
-    let keys = Keys::new();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
-    let key = key_header(&keys.full);
-    blocking(move || {
-        let mut gw = Gateway::start(addr, admin, &policy);
+    on_gateway(|mut gw, _, keys| {
+        let addr = gw.addr;
+        let key = key_header(&keys.full);
         gw.signal("HUP");
         assert!(eventually(2, || gw.metrics().contains(
             "mcpwarden_policy_reloads_total{result=\"success\"} 2"
@@ -159,12 +158,8 @@ async fn sighup_reloads_and_sigterm_drains_in_flight_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_neighbour_file_does_not_hold_back_a_reload() {
     use std::io::Write;
-    let up = upstream::start(Mode::Stateless).await;
-    let keys = Keys::new();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
-    blocking(move || {
-        let gw = Gateway::start(addr, admin, &policy);
+    on_gateway(|gw, policy, _| {
+        let addr = gw.addr;
         let folder = gw.policy_path.parent().unwrap().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let writer = {
@@ -203,12 +198,8 @@ async fn a_busy_neighbour_file_does_not_hold_back_a_reload() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_place_edit_of_the_file_the_policy_links_to_is_applied() {
-    let up = upstream::start(Mode::Stateless).await;
-    let keys = Keys::new();
-    let (addr, admin) = (free_port(), free_port());
-    let policy = policy_yaml(up.addr, addr, admin, &keys, "", DEFAULT_LIMITS);
-    blocking(move || {
-        let gw = Gateway::start(addr, admin, &policy);
+    on_gateway(|gw, policy, _| {
+        let addr = gw.addr;
         let folder = gw.policy_path.parent().unwrap().to_owned();
         // The policy becomes a link to a file beside it.
         let (first, second) = (ApiKey::generate(), ApiKey::generate());
