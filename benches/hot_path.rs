@@ -67,6 +67,39 @@ fn request_path(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // A policy of 30 glob rules, the tool matching the last: the rules are searched once per
+    // message (for its decision and its labels alike).
+    let (policy, key) = many_rules_policy();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-api-key", key.expose().parse().unwrap());
+    let identity = authenticate(&headers, &policy);
+    let body = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"tool29_x","arguments":{}}}"#;
+    c.bench_function("evaluate/tools_call_30th_rule", |b| {
+        b.iter(|| {
+            mcpwarden::proxy::request::evaluate(
+                &policy,
+                &identity,
+                &http::HeaderMap::new(),
+                black_box(body),
+            )
+            .unwrap()
+        })
+    });
+}
+
+fn many_rules_policy() -> (Policy, ApiKey) {
+    let key = ApiKey::generate();
+    let mut yaml = String::from("version: 1\nupstream:\n  url: http://127.0.0.1:3001\ntools:\n");
+    for r in 0..30 {
+        yaml.push_str(&format!(
+            "  - match: [\"tool{r}_*\", \"other{r}_*\"]\n    requires: [crm:read]\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        "workspaces:\n  ws:\n    scopes: [crm:read]\n    keys:\n      - id: k\n        sha256: {}\n",
+        api_key::hash_hex(key.expose())
+    ));
+    (policy::compile(&yaml, "bench.yaml").unwrap(), key)
 }
 
 /// The request head wrk sends in `benches/e2e.sh`, as Pingora parses it.

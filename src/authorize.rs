@@ -6,7 +6,7 @@
 //! sampling, elicitation or roots) has no method and is allowed once authenticated.
 
 use crate::auth::Identity;
-use crate::policy::{Policy, Rule};
+use crate::policy::{Naming, Policy, Rule};
 
 /// Why a message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +20,31 @@ pub struct Denied {
     pub missing_feature: Option<String>,
 }
 
+/// What decides a message: the first matching rule (`tools:` for a `tools/call` of a tool,
+/// `methods:` for the rest), how it names the tool or method (for metric labels), and what
+/// the message asked for (for a refusal's message).
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    pub rule: Option<&'a Rule>,
+    pub naming: Naming,
+    /// `("tool", name)` or `("method", name)`.
+    pub what: (&'static str, &'a str),
+}
+
+/// Finds the rule that decides a message: one pass over the rules, shared by the decision
+/// and the metric labels.
+pub fn lookup<'a>(policy: &'a Policy, method: &'a str, tool: Option<&'a str>) -> Lookup<'a> {
+    let (found, what) = match (method, tool) {
+        ("tools/call", Some(tool)) => (policy.tool_match(tool), ("tool", tool)),
+        _ => (policy.method_match(method), ("method", method)),
+    };
+    Lookup {
+        rule: found.map(|(rule, _)| rule),
+        naming: found.map_or(Naming::None, |(_, naming)| naming),
+        what,
+    }
+}
+
 /// Authorizes one message: `method` (None for a client's JSON-RPC response) and, for
 /// `tools/call`, the tool name. Returns the tokens it draws from the key's bucket.
 pub fn check(
@@ -28,20 +53,21 @@ pub fn check(
     method: Option<&str>,
     tool: Option<&str>,
 ) -> Result<u32, Denied> {
-    let Some(method) = method else {
-        return Ok(1);
-    };
-    let (rule, what) = match (method, tool) {
-        ("tools/call", Some(tool)) => (policy.tool_rule(tool), ("tool", tool)),
-        _ => (policy.method_rule(method), ("method", method)),
-    };
+    match method {
+        None => Ok(1),
+        Some(method) => decide(&lookup(policy, method, tool), identity),
+    }
+}
+
+/// Authorizes the message `found` was looked up for.
+pub fn decide(found: &Lookup<'_>, identity: &Identity) -> Result<u32, Denied> {
     // The message is built only for a refusal; an allowed call allocates nothing here.
     let denied = |required_scopes: Vec<String>, missing_feature| Denied {
-        what: format!("{} \"{}\"", what.0, what.1),
+        what: format!("{} \"{}\"", found.what.0, found.what.1),
         required_scopes,
         missing_feature,
     };
-    let Some(rule) = rule else {
+    let Some(rule) = found.rule else {
         return Err(denied(Vec::new(), None));
     };
     allows(rule, identity)

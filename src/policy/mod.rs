@@ -134,12 +134,12 @@ impl Rule {
     }
 }
 
-fn first_naming(rules: &[Rule], name: &str) -> Naming {
-    rules
-        .iter()
-        .map(|r| r.naming(name))
-        .find(|n| *n != Naming::None)
-        .unwrap_or(Naming::None)
+/// The first rule that matches `name`, and how it matches it.
+fn first_match<'a>(rules: &'a [Rule], name: &str) -> Option<(&'a Rule, Naming)> {
+    rules.iter().find_map(|rule| match rule.naming(name) {
+        Naming::None => None,
+        naming => Some((rule, naming)),
+    })
 }
 
 /// How a policy rule matches a method or tool name, which decides how the name is labelled
@@ -332,13 +332,13 @@ impl Policy {
         self.methods.iter().find(|r| r.matches(method))
     }
 
-    /// How the first `tools:` rule that matches `tool` names it, in one pass over the rules.
-    pub fn tool_naming(&self, tool: &str) -> Naming {
-        first_naming(&self.tools, tool)
+    /// The first `tools:` rule that matches `tool`, and how it names it, in one pass.
+    pub fn tool_match(&self, tool: &str) -> Option<(&Rule, Naming)> {
+        first_match(&self.tools, tool)
     }
 
-    /// How the first `methods:` rule that matches `method` names it.
-    pub fn method_naming(&self, method: &str) -> Naming {
-        first_naming(&self.methods, method)
+    /// The first `methods:` rule that matches `method`, and how it names it, in one pass.
+    pub fn method_match(&self, method: &str) -> Option<(&Rule, Naming)> {
+        first_match(&self.methods, method)
     }
 }

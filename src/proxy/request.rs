@@ -123,21 +123,28 @@ pub fn evaluate(
         })
     })?;
     let id = parsed.first_id();
+    // A single request's rule is looked up once, for its labels and for its decision.
+    let single = match parsed.messages() {
+        [message] if !parsed.is_batch() => message
+            .method()
+            .map(|method| authorize::lookup(policy, method, message.tool())),
+        _ => None,
+    };
     // Labelled before the decision, so a refusal counts under the method and tool it asked for.
-    let (method, tool) = if parsed.is_batch() {
-        ("batch", "")
-    } else {
-        let message = &parsed.messages()[0];
-        labels(policy, message.method(), message.tool())
+    let (method, tool) = match &single {
+        _ if parsed.is_batch() => ("batch", ""),
+        Some(found) => labels(found),
+        None => ("response", ""),
     };
     let decided = check_mcp_headers(headers, &parsed).and_then(|()| {
-        let mut cost: u32 = 0;
-        for message in parsed.messages() {
-            let c = authorize::check(policy, identity, message.method(), message.tool())
-                .map_err(Denial::Forbidden)?;
-            cost = cost.saturating_add(c);
+        match &single {
+            Some(found) => authorize::decide(found, identity),
+            None => parsed.messages().iter().try_fold(0u32, |cost, message| {
+                authorize::check(policy, identity, message.method(), message.tool())
+                    .map(|c| cost.saturating_add(c))
+            }),
         }
-        Ok(cost)
+        .map_err(Denial::Forbidden)
     });
     match decided {
         Ok(cost) => Ok(Checked {
@@ -165,23 +172,14 @@ pub fn evaluate(
 /// the names only a glob matches, the first [`LabelNames::CAP`] are labelled by name and later
 /// new ones as `other`, so no client can grow the series without bound, nor push the
 /// policy's own names into `other`.
-fn labels(
-    policy: &Policy,
-    method: Option<&str>,
-    tool: Option<&str>,
-) -> (&'static str, &'static str) {
+fn labels(found: &authorize::Lookup<'_>) -> (&'static str, &'static str) {
     static NAMES: std::sync::LazyLock<LabelNames> =
         std::sync::LazyLock::new(|| LabelNames::new(LabelNames::CAP));
-    let Some(method) = method else {
-        return ("response", "");
-    };
-    let method_label = if method == "tools/call" {
-        "tools/call"
-    } else {
-        NAMES.label(policy.method_naming(method), method)
-    };
-    let tool_label = tool.map_or("", |t| NAMES.label(policy.tool_naming(t), t));
-    (method_label, tool_label)
+    match found.what {
+        ("tool", tool) => ("tools/call", NAMES.label(found.naming, tool)),
+        (_, "tools/call") => ("tools/call", ""),
+        (_, method) => (NAMES.label(found.naming, method), ""),
+    }
 }
 
 /// The method and tool names metrics label by name.
