@@ -22,26 +22,43 @@ pub struct Denied {
 
 /// What decides a message: the first matching rule (`tools:` for a `tools/call` of a tool,
 /// `methods:` for the rest), how it names the tool or method (for metric labels), and what
-/// the message asked for (for a refusal's message).
+/// the message asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct Lookup<'a> {
     pub rule: Option<&'a Rule>,
     pub naming: Naming,
-    /// `("tool", name)` or `("method", name)`.
-    pub what: (&'static str, &'a str),
+    pub asked: Asked<'a>,
+}
+
+/// The name a message is decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked<'a> {
+    /// The tool of a `tools/call`.
+    Tool(&'a str),
+    /// Any other method (and a `tools/call` without a tool name).
+    Method(&'a str),
+}
+
+impl std::fmt::Display for Asked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Asked::Tool(name) => write!(f, "tool \"{name}\""),
+            Asked::Method(name) => write!(f, "method \"{name}\""),
+        }
+    }
 }
 
 /// Finds the rule that decides a message: one pass over the rules, shared by the decision
 /// and the metric labels.
 pub fn lookup<'a>(policy: &'a Policy, method: &'a str, tool: Option<&'a str>) -> Lookup<'a> {
-    let (found, what) = match (method, tool) {
-        ("tools/call", Some(tool)) => (policy.tool_match(tool), ("tool", tool)),
-        _ => (policy.method_match(method), ("method", method)),
+    let (found, asked) = match (method, tool) {
+        ("tools/call", Some(tool)) => (policy.tool_match(tool), Asked::Tool(tool)),
+        _ => (policy.method_match(method), Asked::Method(method)),
     };
     Lookup {
         rule: found.map(|(rule, _)| rule),
         naming: found.map_or(Naming::None, |(_, naming)| naming),
-        what,
+        asked,
     }
 }
 
@@ -63,7 +80,7 @@ pub fn check(
 pub fn decide(found: &Lookup<'_>, identity: &Identity) -> Result<u32, Denied> {
     // The message is built only for a refusal; an allowed call allocates nothing here.
     let denied = |required_scopes: Vec<String>, missing_feature| Denied {
-        what: format!("{} \"{}\"", found.what.0, found.what.1),
+        what: found.asked.to_string(),
         required_scopes,
         missing_feature,
     };

@@ -4,7 +4,7 @@
 use http::{HeaderMap, HeaderName};
 
 use crate::auth::Identity;
-use crate::authorize;
+use crate::authorize::{self, Asked};
 use crate::denial::Denial;
 use crate::mcp::jsonrpc::{self, Id};
 use crate::policy::{Naming, Policy};
@@ -175,10 +175,10 @@ pub fn evaluate(
 fn labels(found: &authorize::Lookup<'_>) -> (&'static str, &'static str) {
     static NAMES: std::sync::LazyLock<LabelNames> =
         std::sync::LazyLock::new(|| LabelNames::new(LabelNames::CAP));
-    match found.what {
-        ("tool", tool) => ("tools/call", NAMES.label(found.naming, tool)),
-        (_, "tools/call") => ("tools/call", ""),
-        (_, method) => (NAMES.label(found.naming, method), ""),
+    match found.asked {
+        Asked::Tool(tool) => ("tools/call", NAMES.label(found.naming, tool)),
+        Asked::Method("tools/call") => ("tools/call", ""),
+        Asked::Method(method) => (NAMES.label(found.naming, method), ""),
     }
 }
 
