@@ -49,40 +49,33 @@ fn authenticate(headers: &http::HeaderMap, policy: &Policy) -> mcpwarden::auth::
 
 fn request_path(c: &mut Criterion) {
     let (policy, key) = big_policy();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-api-key", key.expose().parse().unwrap());
+    let headers = key_headers(&key);
     c.bench_function("authenticate/10k_keys", |b| {
         b.iter(|| authenticate(black_box(&headers), &policy))
     });
-    let identity = authenticate(&headers, &policy);
     let body = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_deals","arguments":{"query":"acme","limit":20}}}"#;
-    c.bench_function("evaluate/small_tools_call", |b| {
-        b.iter(|| {
-            mcpwarden::proxy::request::evaluate(
-                &policy,
-                &identity,
-                &http::HeaderMap::new(),
-                black_box(body),
-            )
-            .unwrap()
-        })
-    });
+    bench_evaluate(c, "evaluate/small_tools_call", &policy, &key, body);
     // A policy of 30 glob rules, the tool matching the last: the rules are searched once per
     // message (for its decision and its labels alike).
     let (policy, key) = many_rules_policy();
+    let body = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"tool29_x","arguments":{}}}"#;
+    bench_evaluate(c, "evaluate/tools_call_30th_rule", &policy, &key, body);
+}
+
+fn key_headers(key: &ApiKey) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-api-key", key.expose().parse().unwrap());
-    let identity = authenticate(&headers, &policy);
-    let body = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"tool29_x","arguments":{}}}"#;
-    c.bench_function("evaluate/tools_call_30th_rule", |b| {
+    headers
+}
+
+/// `proxy::request::evaluate` of `body` for the identity of `key`.
+fn bench_evaluate(c: &mut Criterion, name: &str, policy: &Policy, key: &ApiKey, body: &[u8]) {
+    let identity = authenticate(&key_headers(key), policy);
+    let headers = http::HeaderMap::new();
+    c.bench_function(name, |b| {
         b.iter(|| {
-            mcpwarden::proxy::request::evaluate(
-                &policy,
-                &identity,
-                &http::HeaderMap::new(),
-                black_box(body),
-            )
-            .unwrap()
+            mcpwarden::proxy::request::evaluate(policy, &identity, &headers, black_box(body))
+                .unwrap()
         })
     });
 }
@@ -118,9 +111,7 @@ fn client_head(key: &ApiKey) -> pingora::http::RequestHeader {
 /// What the gateway does to every request head and response head, beside its decisions.
 fn headers(c: &mut Criterion) {
     let (policy, key) = big_policy();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-api-key", key.expose().parse().unwrap());
-    let identity = authenticate(&headers, &policy);
+    let identity = authenticate(&key_headers(&key), &policy);
     let head = client_head(&key);
     let ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
     c.bench_function("forward/rewrite_request", |b| {
@@ -238,9 +229,7 @@ fn telemetry(c: &mut Criterion) {
     let (policy, key) = big_policy();
     let metrics = Metrics::new();
     metrics.adopt(&policy);
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-api-key", key.expose().parse().unwrap());
-    let identity = authenticate(&headers, &policy);
+    let identity = authenticate(&key_headers(&key), &policy);
     let finished = Finished {
         identity: Some(&identity),
         method: "tools/call",
