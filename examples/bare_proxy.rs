@@ -94,13 +94,13 @@ impl ProxyHttp for Bare {
         for (name, value) in &ADDED {
             headers.insert(name.clone(), value.clone());
         }
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-            && let Ok(value) = HeaderValue::from_str(&ip.to_string())
-        {
-            headers.insert(X_FORWARDED_FOR.clone(), value);
+        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
+            // Written as mcpwarden writes it (by hand, not through `Display`).
+            let mut text = Vec::with_capacity(64);
+            mcpwarden::wire::push_ip(&mut text, ip.ip());
+            if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(text)) {
+                headers.insert(X_FORWARDED_FOR.clone(), value);
+            }
         }
         if let Some(host) = headers.get(http::header::HOST).cloned() {
             headers.insert(X_FORWARDED_HOST.clone(), host);

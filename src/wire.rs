@@ -27,6 +27,25 @@ pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// Appends `ip` as text: IPv4 by hand (the common case, and `Display` goes through the
+/// formatting machinery), IPv6 through `Display`.
+pub fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u64::from(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// `RateLimit: "default";r=<remaining>;t=<reset>` (IETF httpapi draft).
 pub fn rate_limit(remaining: u32, reset: u64) -> HeaderValue {
     let mut v = Vec::with_capacity(48);
@@ -49,5 +68,21 @@ mod tests {
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
         assert_eq!(rate_limit(87, 8), "\"default\";r=87;t=8");
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.168.10.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
     }
 }
